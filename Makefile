@@ -1,0 +1,36 @@
+# batchimg: `make run` for the demo, `make test` for the tests. Both provision
+# what they need on a fresh machine (ImageMagick 7, the local S3 server).
+SHELL := /bin/bash
+CARGO ?= cargo
+INPUT ?=
+
+.PHONY: setup build run test lint bench crash-test docker clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+run: build
+	@INPUT="$(INPUT)" scripts/demo.sh
+
+test: setup
+	$(CARGO) test --locked
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+bench: setup
+	$(CARGO) bench --locked --bench pipeline
+
+crash-test: setup
+	BATCHIMG_CRASH_ROUNDS=25 BATCHIMG_CRASH_ROWS=200 $(CARGO) test --locked --release --test it -- crash --nocapture
+
+docker:
+	docker build -t batchimg .
+
+clean:
+	$(CARGO) clean
+	rm -rf outputs .batchimg

@@ -1,0 +1,247 @@
+//! The command line as the user types it; `settings.rs` turns it into `Settings`.
+//!
+//! Only parsing lives here. Options that also come from the environment name
+//! their variable with clap's `env`, so `--help` shows both, and defaults that
+//! depend on other options (the work directory, the number of cores) are left
+//! as `None` for `settings.rs` to resolve.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every row was uploaded or was already in the bucket
+  1    the run finished but some rows failed (see --output-failed and the log)
+  2    usage, configuration or input-file error; nothing was processed
+  3    fatal error (object store unreachable, disk full); resume later
+  130  interrupted by Ctrl-C or SIGTERM; `batchimg resume` continues";
+
+/// Resumable batch image processing: download, convert to grayscale, upload to S3.
+#[derive(Debug, Parser)]
+#[command(name = "batchimg", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process every URL of an input CSV (header `url`) and write the output CSVs.
+    ///
+    /// Creates a journal in the state directory, so an interrupted run can be
+    /// continued with `batchimg resume`.
+    Run(RunArgs),
+    /// Continue the run recorded in the state directory where it stopped.
+    Resume(ResumeArgs),
+    /// Show where the run in the state directory stands (read-only; safe during a run).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// More log detail: -v shows every stage of every URL, -vv everything.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log detail: -q shows warnings and errors only, -qq errors only.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// Log line format on stderr. RUST_LOG, when set, overrides -v/-q.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BATCHIMG_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input CSV: a header `url` and one image URL per row.
+    #[arg(long, short = 'i', value_name = "CSV")]
+    pub input: String,
+
+    /// Output CSV with the columns url,input,output,s3url, one row per successful input row.
+    #[arg(long, short = 'o', value_name = "CSV")]
+    pub output: String,
+
+    /// Write the rows that failed here, in the input format, ready to be run again.
+    #[arg(long, value_name = "CSV")]
+    pub output_failed: Option<String>,
+
+    /// Discard an unfinished run in the state directory and start over.
+    #[arg(long)]
+    pub fresh: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Also retry the rows that failed (by default they stay failed).
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Directory holding the journal (and, by default, the work directory).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BATCHIMG_STATE_DIR",
+        default_value = ".batchimg"
+    )]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Bucket to upload to.
+    #[arg(long, env = "S3_BUCKET")]
+    pub bucket: Option<String>,
+
+    /// Region of the bucket. Falls back to AWS_DEFAULT_REGION and the AWS profile.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Key prefix for uploaded objects, e.g. `gray/`.
+    #[arg(long, env = "S3_PREFIX", default_value = "")]
+    pub prefix: String,
+
+    /// S3-compatible endpoint (MinIO, R2, s3s…); uses path-style addressing.
+    /// Also read from AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// IAM role to assume through STS before talking to S3.
+    #[arg(long, env = "AWS_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+}
+
+/// Limits and knobs. All optional so `resume` can override what the run recorded.
+#[derive(Debug, Args, Default, Clone)]
+pub struct TuningArgs {
+    /// Where downloaded and converted files are kept [default: <state-dir>/work].
+    #[arg(long, value_name = "DIR", env = "BATCHIMG_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Delete the local downloaded and converted files once a row is uploaded.
+    #[arg(long)]
+    pub delete_local: bool,
+
+    /// Concurrent downloads [default: 32].
+    #[arg(long, value_name = "N")]
+    pub downloads: Option<usize>,
+
+    /// Concurrent downloads from any one host [default: 8].
+    #[arg(long, value_name = "N")]
+    pub per_host: Option<usize>,
+
+    /// Concurrent conversions [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub converts: Option<usize>,
+
+    /// Concurrent uploads and existence checks [default: 32].
+    #[arg(long, value_name = "N")]
+    pub uploads: Option<usize>,
+
+    /// Attempts per network operation, the first included [default: 4].
+    #[arg(long, value_name = "N", env = "BATCHIMG_ATTEMPTS")]
+    pub attempts: Option<u32>,
+
+    /// First retry delay in milliseconds; 0 retries at once [default: 500].
+    #[arg(long, value_name = "MS", env = "BATCHIMG_RETRY_DELAY_MS")]
+    pub retry_delay_ms: Option<u64>,
+
+    /// Longest retry delay in milliseconds, also the cap on a server's Retry-After [default: 30000].
+    #[arg(long, value_name = "MS", env = "BATCHIMG_MAX_RETRY_DELAY_MS")]
+    pub max_retry_delay_ms: Option<u64>,
+
+    /// Largest image to download, in bytes [default: 52428800 (50 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    pub max_download_bytes: Option<u64>,
+
+    /// Widest image to convert, in pixels [default: 20000].
+    #[arg(long, value_name = "PX")]
+    pub max_width: Option<u32>,
+
+    /// Tallest image to convert, in pixels [default: 20000].
+    #[arg(long, value_name = "PX")]
+    pub max_height: Option<u32>,
+
+    /// Most pixels in one image, all frames together [default: 100000000].
+    #[arg(long, value_name = "PX")]
+    pub max_pixels: Option<u64>,
+
+    /// Time limit for one conversion, in seconds [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub convert_timeout: Option<u64>,
+
+    /// Time limit for one download, in seconds [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub download_timeout: Option<u64>,
+
+    /// Allow URLs on private and loopback networks (link-local and metadata
+    /// addresses stay blocked).
+    #[arg(long, env = "BATCHIMG_ALLOW_PRIVATE_NETWORKS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_private_networks: bool,
+
+    /// Don't write or read the per-URL marker objects that let a rerun skip downloads.
+    #[arg(long)]
+    pub no_url_markers: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in ["0 ", "1 ", "2 ", "3 ", "130"] {
+            assert!(
+                help.contains(&format!("  {code}")),
+                "exit code {code} missing"
+            );
+        }
+    }
+}

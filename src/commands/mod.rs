@@ -1,0 +1,304 @@
+//! One module per subcommand; `execute` is the part `run` and `resume` share.
+
+pub mod resume;
+pub mod run;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::error::{CommandError, ExitStatus, fatal, usage};
+use crate::journal::{JobState, Journal, JournalError, now_ms};
+use crate::location::Location;
+use crate::manifest;
+use crate::pipeline::{Pipeline, Stop, convert, rate};
+use crate::progress::{Bar, Reporter};
+use crate::settings::Settings;
+use crate::store::StoreErrorKind;
+use crate::store::s3::S3Store;
+
+/// Connects to the bucket and checks it before any work, so a wrong name,
+/// region or credentials fail at once with exit 2.
+async fn connect_store(settings: &Settings) -> Result<S3Store, CommandError> {
+    let store = S3Store::connect(&settings.store, settings.retry).await;
+    match store.check_bucket().await {
+        Ok(()) => Ok(store),
+        Err(e) => {
+            let detail = crate::pipeline::error_chain(&e);
+            let bucket = &settings.store.bucket;
+            Err(match e.kind {
+                StoreErrorKind::NoSuchBucket => usage(anyhow::anyhow!(
+                    "bucket {bucket:?} does not exist ({detail})"
+                )),
+                StoreErrorKind::PermissionDenied | StoreErrorKind::BadCredentials => {
+                    usage(anyhow::anyhow!(
+                        "access to bucket {bucket:?} denied: check the AWS credentials; batchimg needs \
+                     s3:ListBucket, s3:GetObject and s3:PutObject ({detail})"
+                    ))
+                }
+                StoreErrorKind::Rejected => usage(anyhow::anyhow!(
+                    "bucket {bucket:?} rejected the request ({detail})"
+                )),
+                _ => fatal(anyhow::anyhow!(
+                    "cannot reach the object store for bucket {bucket:?} ({detail})"
+                )),
+            })
+        }
+    }
+}
+
+fn journal_error(e: JournalError) -> CommandError {
+    match e {
+        JournalError::Missing(_)
+        | JournalError::Busy(_)
+        | JournalError::Unfinished(_)
+        | JournalError::Incompatible { .. } => usage(e),
+        e => fatal(e),
+    }
+}
+
+/// Runs the pipeline over what the journal still has to do, then writes the CSVs.
+async fn execute(
+    journal: Journal,
+    store: S3Store,
+    settings: Arc<Settings>,
+    retry_failed: bool,
+) -> Result<ExitStatus, CommandError> {
+    convert::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
+    let journal = Arc::new(journal);
+    let counts = journal.counts().map_err(journal_error)?;
+    let mut run = journal.run_info().map_err(journal_error)?;
+    let done_at_start = counts.get(JobState::Uploaded) + counts.get(JobState::Failed);
+    run.session_started_ms = now_ms();
+    run.session_done_at_start = done_at_start
+        - if retry_failed {
+            counts.get(JobState::Failed)
+        } else {
+            0
+        };
+    run.finished_ms = None;
+    journal.set_run_info(&run).map_err(journal_error)?;
+
+    let todo = counts.get(JobState::Pending)
+        + counts.get(JobState::Downloaded)
+        + counts.get(JobState::Processed)
+        + if retry_failed {
+            counts.get(JobState::Failed)
+        } else {
+            0
+        };
+    tracing::info!(
+        rows = run.rows,
+        duplicates = run.duplicates,
+        to_do = todo,
+        state_dir = %journal.path().display(),
+        "starting"
+    );
+
+    let reporter = Arc::new(Bar::stderr());
+    reporter.begin(todo);
+    let writer = journal.writer();
+    let pipeline = Pipeline::new(
+        Arc::clone(&settings),
+        store.clone(),
+        writer.clone(),
+        reporter.clone() as Arc<dyn Reporter>,
+    )
+    .map_err(fatal)?;
+    let pipeline = Arc::new(pipeline);
+    let signals = tokio::spawn(watch_signals(pipeline.stop_token()));
+    let started = Instant::now();
+    let stop = Arc::clone(&pipeline)
+        .run(Arc::clone(&journal), retry_failed)
+        .await;
+    signals.abort();
+    reporter.end();
+    writer.finish().map_err(journal_error)?;
+    drop(pipeline);
+
+    let written = publish_results(&journal, &settings, &store).await?;
+    let counts = journal.counts().map_err(journal_error)?;
+    if stop == Stop::Completed {
+        run.finished_ms = Some(now_ms());
+        journal.set_run_info(&run).map_err(journal_error)?;
+    }
+
+    let elapsed = started.elapsed();
+    let processed =
+        counts.get(JobState::Uploaded) + counts.get(JobState::Failed) - run.session_done_at_start;
+    let reasons: Vec<String> = counts
+        .failed_by_class
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    let uploaded = counts.get(JobState::Uploaded);
+    tracing::info!(
+        rows = run.rows,
+        succeeded_rows = written.succeeded,
+        failed_rows = written.failed,
+        unfinished_rows = written.unfinished,
+        uploaded = uploaded - counts.reused,
+        already_present = counts.reused,
+        failed = counts.get(JobState::Failed),
+        elapsed_s = elapsed.as_secs_f64(),
+        images_per_s = rate(processed, elapsed),
+        "summary: {} rows: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s",
+        run.rows,
+        uploaded - counts.reused,
+        counts.reused,
+        counts.get(JobState::Failed),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        },
+        written.unfinished,
+        elapsed.as_secs_f64(),
+        rate(processed, elapsed),
+    );
+
+    Ok(match stop {
+        Stop::Fatal(reason) => return Err(fatal(anyhow::anyhow!(reason))),
+        Stop::Interrupted => {
+            tracing::warn!("interrupted; `batchimg resume` continues where this stopped");
+            ExitStatus::Interrupted
+        }
+        Stop::Completed if written.failed > 0 => ExitStatus::SomeFailed,
+        Stop::Completed => ExitStatus::Success,
+    })
+}
+
+/// First Ctrl-C or SIGTERM: stop feeding rows and let the ones in flight
+/// finish. Second: exit at once; the journal's committed state stays valid.
+async fn watch_signals(stop: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            tracing::warn!(
+                "stopping: finishing the rows in flight (press Ctrl-C again to quit at once)"
+            );
+            stop.cancel();
+        } else {
+            eprintln!("batchimg: quitting at once; `batchimg resume` continues");
+            std::process::exit(ExitStatus::Interrupted as i32);
+        }
+    }
+}
+
+/// Writes the output and failed CSVs where the settings say.
+async fn publish_results(
+    journal: &Arc<Journal>,
+    settings: &Settings,
+    store: &S3Store,
+) -> Result<manifest::Written, CommandError> {
+    let j = Arc::clone(journal);
+    let keep_paths = !settings.delete_local;
+    let output = settings.output.clone();
+    let failed = settings.output_failed.clone();
+    let (written, staged) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut out = staging_file(&output)?;
+        let mut failed_file = failed.as_ref().map(staging_file).transpose()?;
+        let written = manifest::write_results(
+            &j,
+            out.as_file_mut(),
+            failed_file
+                .as_mut()
+                .map(|f| f.as_file_mut() as &mut dyn std::io::Write),
+            keep_paths,
+        )?;
+        Ok((written, (out, failed_file)))
+    })
+    .await
+    .map_err(|e| fatal(anyhow::anyhow!(e)))?
+    .map_err(fatal)?;
+    let (out, failed_file) = staged;
+    commit_file(out, &settings.output, store).await?;
+    if let (Some(file), Some(loc)) = (failed_file, &settings.output_failed) {
+        commit_file(file, loc, store).await?;
+    }
+    Ok(written)
+}
+
+/// A temporary file next to a local target (so the rename is atomic), or in
+/// the temp directory for an S3 target.
+fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTempFile> {
+    match loc {
+        Location::Local(path) => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            tempfile::Builder::new()
+                .prefix(".batchimg-")
+                .suffix(".csv.tmp")
+                .tempfile_in(&dir)
+                .with_context(|| format!("cannot create a file in {}", dir.display()))
+        }
+        Location::S3 { .. } => {
+            tempfile::NamedTempFile::new().context("cannot create a temporary file")
+        }
+    }
+}
+
+async fn commit_file(
+    file: tempfile::NamedTempFile,
+    loc: &Location,
+    store: &S3Store,
+) -> Result<(), CommandError> {
+    match loc {
+        Location::Local(path) => {
+            file.as_file()
+                .sync_all()
+                .map_err(|e| fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+            file.persist(path).map_err(|e| {
+                fatal(anyhow::anyhow!(
+                    "cannot write {}: {}",
+                    path.display(),
+                    e.error
+                ))
+            })?;
+            Ok(())
+        }
+        Location::S3 { bucket, key } => {
+            let body = std::fs::read(file.path()).map_err(|e| fatal(anyhow::anyhow!(e)))?;
+            store
+                .put_to(bucket, key, body.into(), "text/csv")
+                .await
+                .map_err(|e| {
+                    fatal(anyhow::anyhow!(
+                        "cannot upload {loc}: {}",
+                        crate::pipeline::error_chain(&e)
+                    ))
+                })
+        }
+    }
+}
+
+/// Checks before any work that each local output's directory exists.
+fn check_output_dirs(settings: &Settings) -> Result<(), CommandError> {
+    for loc in std::iter::once(&settings.output).chain(settings.output_failed.as_ref()) {
+        if let Location::Local(path) = loc {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !dir.is_dir() {
+                return Err(usage(anyhow::anyhow!(
+                    "cannot write {}: directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! `batchimg resume`: continue the run recorded in the state directory.
+
+use std::sync::Arc;
+
+use crate::cli::ResumeArgs;
+use crate::error::{CommandError, ExitStatus, usage};
+use crate::journal::Journal;
+
+pub async fn resume(args: ResumeArgs) -> Result<ExitStatus, CommandError> {
+    let journal = Journal::open(&args.state.state_dir).map_err(super::journal_error)?;
+    let run = journal.run_info().map_err(super::journal_error)?;
+    let mut settings = run.settings.clone();
+    settings.apply(&args.tuning).map_err(usage)?;
+    super::check_output_dirs(&settings)?;
+    let store = super::connect_store(&settings).await?;
+    tracing::info!(
+        input = %settings.input,
+        output = %settings.output,
+        "resuming the run started {}",
+        crate::commands::status::ago(run.created_ms)
+    );
+    super::execute(journal, store, Arc::new(settings), args.retry_failed).await
+}

@@ -1,0 +1,812 @@
+//! The run's on-disk journal: the only module that touches the embedded database.
+//!
+//! Why redb: it is maintained, has a stable file format, and a commit is durable
+//! when `commit()` returns; sled, which the design card named, is unmaintained
+//! beta software with reports of databases that do not reopen after a kill
+//! (see the README). One table row per input row, keyed by the row number, so
+//! inserts are sequential and reading the rows back in input order is a range
+//! scan. Counters per state live beside the rows and are updated in the same
+//! transactions, so `status` answers in constant time on a million rows.
+//!
+//! Every stored value starts with a format version byte, then postcard.
+//!
+//! Writes go through one writer thread ([`Writer`]) that batches many row
+//! updates into one transaction; redb's quick-repair mode makes reopening after
+//! `kill -9` almost instant. Losing the last uncommitted batch in a crash is
+//! harmless: the work it recorded is idempotent (see `pipeline`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{
+    ConcurrencyMode, Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
+    ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::format::ImageFormat;
+use crate::settings::Settings;
+
+const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
+const FAILED: TableDefinition<u64, ()> = TableDefinition::new("failed");
+
+/// Bumped whenever a stored struct changes shape.
+const FORMAT_VERSION: u8 = 1;
+const FILE_NAME: &str = "journal.redb";
+/// Small on purpose: the journal is read sequentially and peak RSS matters more.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const INGEST_BATCH: usize = 50_000;
+
+/// Where a row is in its life. Failures keep their reason beside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobState {
+    /// Not started, or started and interrupted before the download finished.
+    Pending,
+    /// The source image is in the work directory.
+    Downloaded,
+    /// The grayscale image is in the work directory.
+    Processed,
+    /// The object is in the bucket (uploaded now, or found already there).
+    Uploaded,
+    /// Given up on; `error` says why.
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Pending,
+        JobState::Downloaded,
+        JobState::Processed,
+        JobState::Uploaded,
+        JobState::Failed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Downloaded => "downloaded",
+            JobState::Processed => "processed",
+            JobState::Uploaded => "uploaded",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// Why a row failed, coarse enough to count and to decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailureClass {
+    /// Not a URL batchimg will fetch: unparsable, not http(s), empty.
+    InvalidUrl,
+    /// Refused by the network policy (private or metadata address).
+    Blocked,
+    /// DNS, connection or timeout failure after every retry.
+    Network,
+    /// The server answered with an error status.
+    HttpStatus,
+    /// The body exceeded the download limit.
+    TooLarge,
+    /// The body is not one of the accepted image formats.
+    NotAnImage,
+    /// The image is larger than the decode limits (a decompression bomb, say).
+    ImageTooLarge,
+    /// ImageMagick could not decode or encode it.
+    CorruptImage,
+    /// The conversion ran past its time limit.
+    ConvertTimeout,
+    /// The object store refused or failed the upload.
+    Upload,
+    /// A local file could not be written or read.
+    LocalIo,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::InvalidUrl => "invalid-url",
+            FailureClass::Blocked => "blocked",
+            FailureClass::Network => "network",
+            FailureClass::HttpStatus => "http-status",
+            FailureClass::TooLarge => "too-large",
+            FailureClass::NotAnImage => "not-an-image",
+            FailureClass::ImageTooLarge => "image-too-large",
+            FailureClass::CorruptImage => "corrupt-image",
+            FailureClass::ConvertTimeout => "convert-timeout",
+            FailureClass::Upload => "upload",
+            FailureClass::LocalIo => "local-io",
+        }
+    }
+}
+
+/// A failure and its message (the error's whole cause chain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+}
+
+/// Everything known about one input row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The URL exactly as the input had it (trimmed).
+    pub url: String,
+    pub state: JobState,
+    /// Set on a repeated URL: the row that does the work for both.
+    pub dup_of: Option<u64>,
+    /// Times this row was picked up for processing (runs and resumes).
+    pub attempts: u32,
+    pub error: Option<Failure>,
+    /// Local path of the downloaded image.
+    pub input_path: Option<PathBuf>,
+    /// Blake3 of the downloaded bytes, to check the file on resume.
+    pub input_hash: Option<[u8; 32]>,
+    pub format: Option<ImageFormat>,
+    /// Local path of the converted image.
+    pub output_path: Option<PathBuf>,
+    /// Object key, derived from the source bytes and the recipe.
+    pub key: Option<String>,
+    pub s3url: Option<String>,
+    /// The object was already in the bucket; nothing was uploaded for this row.
+    pub reused: bool,
+    /// Unix time of the last change, in milliseconds.
+    pub updated_ms: u64,
+}
+
+impl JobRecord {
+    pub fn new(url: String, dup_of: Option<u64>) -> JobRecord {
+        JobRecord {
+            url,
+            state: JobState::Pending,
+            dup_of,
+            attempts: 0,
+            error: None,
+            input_path: None,
+            input_hash: None,
+            format: None,
+            output_path: None,
+            key: None,
+            s3url: None,
+            reused: false,
+            updated_ms: now_ms(),
+        }
+    }
+}
+
+/// One `batchimg run` (and its resumes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub tool_version: String,
+    pub settings: Settings,
+    /// Blake3 of the input file, to notice a changed input on resume.
+    pub input_hash: String,
+    /// Input rows (all of them, duplicates included).
+    pub rows: u64,
+    /// Rows whose URL appeared earlier in the input.
+    pub duplicates: u64,
+    pub created_ms: u64,
+    /// Set when a run or resume reached the end and wrote its CSVs.
+    pub finished_ms: Option<u64>,
+    /// Start of the latest run or resume, and how many rows were done then,
+    /// for the throughput `status` reports.
+    pub session_started_ms: u64,
+    pub session_done_at_start: u64,
+}
+
+/// Per-state counts and failures by class.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub by_state: Vec<(&'static str, u64)>,
+    pub reused: u64,
+    pub failed_by_class: Vec<(&'static str, u64)>,
+}
+
+impl Counts {
+    pub fn get(&self, state: JobState) -> u64 {
+        self.by_state
+            .iter()
+            .find(|(n, _)| *n == state.name())
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("no journal in {0} (start one with `batchimg run`)")]
+    Missing(PathBuf),
+    #[error("another batchimg process is using the journal in {0}")]
+    Busy(PathBuf),
+    #[error(
+        "an unfinished run is recorded in {0}: continue it with `batchimg resume`, \
+         or pass --fresh to discard it"
+    )]
+    Unfinished(PathBuf),
+    #[error("the journal in {path} was written by an incompatible version ({detail})")]
+    Incompatible { path: PathBuf, detail: String },
+    #[error("journal database error")]
+    Db(#[from] redb::Error),
+    #[error("journal file error")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! db_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for JournalError {
+            fn from(e: $t) -> Self { JournalError::Db(e.into()) }
+        }
+    )*};
+}
+db_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl From<DatabaseError> for JournalError {
+    fn from(e: DatabaseError) -> Self {
+        JournalError::Db(e.into())
+    }
+}
+
+/// The journal of one state directory, open for writing.
+pub struct Journal {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Journal {
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join(FILE_NAME)
+    }
+
+    /// Starts a new journal from input rows, replacing a finished one. The file
+    /// appears under its real name only once every row is in, so an input
+    /// that fails validation half-way leaves no journal behind.
+    pub fn create<I>(
+        state_dir: &Path,
+        mut run: RunInfo,
+        fresh: bool,
+        rows: I,
+    ) -> Result<Journal, CreateError>
+    where
+        I: IntoIterator<Item = Result<(u64, String), anyhow::Error>>,
+    {
+        std::fs::create_dir_all(state_dir).map_err(JournalError::from)?;
+        let path = Journal::path_in(state_dir);
+        if path.exists() && !fresh {
+            match ReadJournal::open(state_dir) {
+                Ok(old) if old.run_info()?.finished_ms.is_none() => {
+                    return Err(JournalError::Unfinished(state_dir.to_path_buf()).into());
+                }
+                Ok(_) => {}
+                Err(JournalError::Busy(p)) => return Err(JournalError::Busy(p).into()),
+                // An unreadable journal of an older version: starting over is what run means.
+                Err(_) => {}
+            }
+        }
+        if path.exists() {
+            // Fails while another process has it open.
+            Journal::open_db(&path).map_err(|e| match e {
+                JournalError::Busy(_) => JournalError::Busy(state_dir.to_path_buf()),
+                e => e,
+            })?;
+        }
+        let tmp = state_dir.join(format!("{FILE_NAME}.new"));
+        let _ = std::fs::remove_file(&tmp);
+        let db = Journal::open_db(&tmp)?;
+        let mut seen: HashMap<[u8; 16], u64> = HashMap::new();
+        let mut batch: Vec<(u64, JobRecord)> = Vec::with_capacity(INGEST_BATCH);
+        let mut counts = (0u64, 0u64); // (pending, duplicates)
+        let mut total = 0u64;
+        let flush =
+            |db: &Database, batch: &mut Vec<(u64, JobRecord)>| -> Result<(), JournalError> {
+                let txn = begin_write(db)?;
+                {
+                    let mut jobs = txn.open_table(JOBS)?;
+                    for (row, rec) in batch.drain(..) {
+                        jobs.insert(row, encode(&rec).as_slice())?;
+                    }
+                }
+                txn.commit()?;
+                Ok(())
+            };
+        for item in rows {
+            let (row, url) = match item {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(db);
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(CreateError::Input(e));
+                }
+            };
+            total += 1;
+            let digest = blake3::hash(url.as_bytes());
+            let short: [u8; 16] = digest.as_bytes()[..16].try_into().expect("16 bytes");
+            let dup_of = match seen.entry(short) {
+                std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(row);
+                    None
+                }
+            };
+            if dup_of.is_some() {
+                counts.1 += 1;
+            } else {
+                counts.0 += 1;
+            }
+            batch.push((row, JobRecord::new(url, dup_of)));
+            if batch.len() >= INGEST_BATCH {
+                flush(&db, &mut batch)?;
+            }
+        }
+        flush(&db, &mut batch)?;
+        drop(seen);
+        run.rows = total;
+        run.duplicates = counts.1;
+        let txn = begin_write(&db)?;
+        {
+            let mut c = txn.open_table(COUNTS)?;
+            c.insert(JobState::Pending.name(), counts.0)?;
+            txn.open_table(FAILED)?;
+            let mut meta = txn.open_table(META)?;
+            meta.insert("run", encode(&run).as_slice())?;
+        }
+        txn.commit()?;
+        drop(db);
+        std::fs::rename(&tmp, &path).map_err(JournalError::from)?;
+        Ok(Journal::open(state_dir)?)
+    }
+
+    /// Opens the journal of `state_dir` for a resume.
+    pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
+        let path = Journal::path_in(state_dir);
+        if !path.exists() {
+            return Err(JournalError::Missing(state_dir.to_path_buf()));
+        }
+        let db = Journal::open_db(&path).map_err(|e| match e {
+            JournalError::Busy(_) => JournalError::Busy(state_dir.to_path_buf()),
+            e => e,
+        })?;
+        let journal = Journal { db, path };
+        journal.run_info()?;
+        Ok(journal)
+    }
+
+    fn open_db(path: &Path) -> Result<Database, JournalError> {
+        let mut builder = Database::builder();
+        builder
+            .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter);
+        match builder.create(path) {
+            Ok(db) => Ok(db),
+            Err(DatabaseError::DatabaseAlreadyOpen) => Err(JournalError::Busy(path.to_path_buf())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn run_info(&self) -> Result<RunInfo, JournalError> {
+        run_info(&self.db.begin_read()?, &self.path)
+    }
+
+    pub fn set_run_info(&self, run: &RunInfo) -> Result<(), JournalError> {
+        let txn = begin_write(&self.db)?;
+        txn.open_table(META)?
+            .insert("run", encode(run).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn counts(&self) -> Result<Counts, JournalError> {
+        counts(&self.db.begin_read()?)
+    }
+
+    /// Rows after `after` (in input order) that still need work, at most `limit`.
+    pub fn next_jobs(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        retry_failed: bool,
+    ) -> Result<Vec<(u64, JobRecord)>, JournalError> {
+        let txn = self.db.begin_read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let start = after.map_or(0, |a| a + 1);
+        let mut out = Vec::with_capacity(limit);
+        for entry in jobs.range(start..)? {
+            let (row, value) = entry?;
+            let rec: JobRecord = decode(value.value(), &self.path)?;
+            let wanted = rec.dup_of.is_none()
+                && match rec.state {
+                    JobState::Uploaded => false,
+                    JobState::Failed => retry_failed,
+                    _ => true,
+                };
+            if wanted {
+                out.push((row.value(), rec));
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits every row in input order, giving a duplicate its first row's record.
+    pub fn for_each_resolved(
+        &self,
+        mut visit: impl FnMut(u64, &str, &JobRecord) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let txn = self.db.begin_read()?;
+        let jobs = txn.open_table(JOBS)?;
+        for entry in jobs.range(0..)? {
+            let (row, value) = entry?;
+            let rec: JobRecord = decode(value.value(), &self.path)?;
+            match rec.dup_of {
+                None => visit(row.value(), &rec.url, &rec)?,
+                Some(first) => {
+                    let orig = jobs
+                        .get(first)?
+                        .ok_or_else(|| anyhow::anyhow!("row {first} missing from the journal"))?;
+                    let orig: JobRecord = decode(orig.value(), &self.path)?;
+                    visit(row.value(), &rec.url, &orig)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the single writer. Dropping every [`Writer`] handle, or calling
+    /// [`Writer::flush`], commits what is queued.
+    pub fn writer(self: &Arc<Self>) -> Writer {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(8192);
+        let journal = Arc::clone(self);
+        let handle = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || journal.write_loop(rx))
+            .expect("spawn journal writer");
+        Writer {
+            tx,
+            thread: Arc::new(std::sync::Mutex::new(Some(handle))),
+        }
+    }
+
+    fn write_loop(&self, rx: mpsc::Receiver<Msg>) -> Result<(), JournalError> {
+        // A commit costs an fsync; waiting this long for company makes the cost
+        // per row negligible and bounds what a crash can lose.
+        const WINDOW: Duration = Duration::from_millis(100);
+        const MAX_BATCH: usize = 4096;
+        let mut pending: Vec<(u64, JobRecord)> = Vec::new();
+        let mut waiters: Vec<mpsc::SyncSender<()>> = Vec::new();
+        loop {
+            let first = match rx.recv() {
+                Ok(m) => m,
+                Err(_) => return Ok(()),
+            };
+            let deadline = Instant::now() + WINDOW;
+            let mut closed = false;
+            let mut msg = Some(first);
+            loop {
+                match msg.take() {
+                    Some(Msg::Update(row, rec)) => pending.push((row, *rec)),
+                    Some(Msg::Flush(done)) => {
+                        waiters.push(done);
+                        break;
+                    }
+                    Some(Msg::Shutdown) => {
+                        closed = true;
+                        break;
+                    }
+                    None => {}
+                }
+                if pending.len() >= MAX_BATCH {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                match rx.recv_timeout(deadline - now) {
+                    Ok(m) => msg = Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                self.commit_updates(&mut pending)?;
+            }
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+            if closed {
+                return Ok(());
+            }
+        }
+    }
+
+    fn commit_updates(&self, updates: &mut Vec<(u64, JobRecord)>) -> Result<(), JournalError> {
+        let txn = begin_write(&self.db)?;
+        {
+            let mut jobs = txn.open_table(JOBS)?;
+            let mut counts = txn.open_table(COUNTS)?;
+            let mut failed = txn.open_table(FAILED)?;
+            let mut delta: HashMap<String, i64> = HashMap::new();
+            for (row, rec) in updates.drain(..) {
+                let old = jobs
+                    .insert(row, encode(&rec).as_slice())?
+                    .map(|v| decode::<JobRecord>(v.value(), &self.path))
+                    .transpose()?;
+                if let Some(old) = &old {
+                    for key in count_keys(old) {
+                        *delta.entry(key).or_default() -= 1;
+                    }
+                    if old.state == JobState::Failed {
+                        failed.remove(row)?;
+                    }
+                }
+                for key in count_keys(&rec) {
+                    *delta.entry(key).or_default() += 1;
+                }
+                if rec.state == JobState::Failed {
+                    failed.insert(row, ())?;
+                }
+            }
+            for (key, d) in delta {
+                let current = counts.get(key.as_str())?.map_or(0, |v| v.value());
+                counts.insert(key.as_str(), current.saturating_add_signed(d))?;
+            }
+            txn.open_table(META)?
+                .insert("heartbeat", now_ms().to_le_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// The counters a record contributes to.
+fn count_keys(rec: &JobRecord) -> Vec<String> {
+    let mut keys = vec![rec.state.name().to_string()];
+    if rec.state == JobState::Uploaded && rec.reused {
+        keys.push("reused".into());
+    }
+    if let (JobState::Failed, Some(f)) = (rec.state, &rec.error) {
+        keys.push(format!("failed:{}", f.class.name()));
+    }
+    keys
+}
+
+/// Why a journal could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The input file is invalid; nothing was written.
+    #[error(transparent)]
+    Input(anyhow::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl From<redb::TransactionError> for CreateError {
+    fn from(e: redb::TransactionError) -> Self {
+        CreateError::Journal(e.into())
+    }
+}
+impl From<redb::TableError> for CreateError {
+    fn from(e: redb::TableError) -> Self {
+        CreateError::Journal(e.into())
+    }
+}
+impl From<redb::StorageError> for CreateError {
+    fn from(e: redb::StorageError) -> Self {
+        CreateError::Journal(e.into())
+    }
+}
+impl From<redb::CommitError> for CreateError {
+    fn from(e: redb::CommitError) -> Self {
+        CreateError::Journal(e.into())
+    }
+}
+
+enum Msg {
+    Update(u64, Box<JobRecord>),
+    Flush(mpsc::SyncSender<()>),
+    Shutdown,
+}
+
+/// A handle to the journal's writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::SyncSender<Msg>,
+    thread: Arc<std::sync::Mutex<Option<WriterThread>>>,
+}
+
+type WriterThread = std::thread::JoinHandle<Result<(), JournalError>>;
+
+impl Writer {
+    /// Queues a row's new record; committed within about 100 ms. Fails only
+    /// once the writer has stopped, after an error [`Writer::finish`] reports.
+    pub fn record(&self, row: u64, rec: JobRecord) -> Result<(), WriterGone> {
+        self.tx
+            .send(Msg::Update(row, Box::new(rec)))
+            .map_err(|_| WriterGone)
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub fn flush(&self) -> Result<(), JournalError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(tx)).is_err() || rx.recv().is_err() {
+            return self.finish();
+        }
+        Ok(())
+    }
+
+    /// Commits what is queued, stops the writer and returns its error, if any.
+    pub fn finish(&self) -> Result<(), JournalError> {
+        let _ = self.tx.send(Msg::Shutdown);
+        let handle = self.thread.lock().expect("writer lock").take();
+        match handle {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(JournalError::Io(std::io::Error::other(
+                    "journal writer panicked",
+                )))
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The journal writer has stopped; the run cannot record progress any more.
+#[derive(Debug, thiserror::Error)]
+#[error("the journal writer has stopped")]
+pub struct WriterGone;
+
+/// A read-only view, for `status` while a run may be writing.
+pub struct ReadJournal {
+    db: ReadOnlyDatabase,
+    path: PathBuf,
+}
+
+impl ReadJournal {
+    pub fn open(state_dir: &Path) -> Result<ReadJournal, JournalError> {
+        let path = Journal::path_in(state_dir);
+        if !path.exists() {
+            return Err(JournalError::Missing(state_dir.to_path_buf()));
+        }
+        let mut builder = Database::builder();
+        builder
+            .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter);
+        let db = match builder.open_read_only(&path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(JournalError::Busy(state_dir.to_path_buf()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ReadJournal { db, path })
+    }
+
+    pub fn run_info(&self) -> Result<RunInfo, JournalError> {
+        run_info(&self.db.begin_read()?, &self.path)
+    }
+
+    pub fn counts(&self) -> Result<Counts, JournalError> {
+        counts(&self.db.begin_read()?)
+    }
+
+    /// Milliseconds since the Unix epoch of the writer's last commit.
+    pub fn heartbeat_ms(&self) -> Result<Option<u64>, JournalError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get("heartbeat")?.and_then(|v| {
+            let bytes: [u8; 8] = v.value().try_into().ok()?;
+            Some(u64::from_le_bytes(bytes))
+        }))
+    }
+
+    /// The first `limit` failed rows, in input order.
+    pub fn failures(&self, limit: usize) -> Result<(u64, Vec<(u64, JobRecord)>), JournalError> {
+        let txn = self.db.begin_read()?;
+        let failed = txn.open_table(FAILED)?;
+        let jobs = txn.open_table(JOBS)?;
+        let total = failed.len()?;
+        let mut out = Vec::new();
+        for entry in failed.range(0..)?.take(limit) {
+            let (row, _) = entry?;
+            if let Some(v) = jobs.get(row.value())? {
+                out.push((row.value(), decode(v.value(), &self.path)?));
+            }
+        }
+        Ok((total, out))
+    }
+}
+
+fn begin_write(db: &Database) -> Result<WriteTransaction, JournalError> {
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(true);
+    Ok(txn)
+}
+
+fn run_info(txn: &ReadTransaction, path: &Path) -> Result<RunInfo, JournalError> {
+    let meta = txn.open_table(META).map_err(|e| incompatible(path, e))?;
+    let value = meta.get("run")?.ok_or_else(|| JournalError::Incompatible {
+        path: path.to_path_buf(),
+        detail: "no run information".into(),
+    })?;
+    decode(value.value(), path)
+}
+
+fn counts(txn: &ReadTransaction) -> Result<Counts, JournalError> {
+    let table = txn.open_table(COUNTS)?;
+    let mut c = Counts::default();
+    for state in JobState::ALL {
+        let n = table.get(state.name())?.map_or(0, |v| v.value());
+        c.by_state.push((state.name(), n));
+    }
+    c.reused = table.get("reused")?.map_or(0, |v| v.value());
+    for entry in table.range("failed:".."failed;")? {
+        let (k, v) = entry?;
+        if v.value() > 0
+            && let Some(name) = k.value().strip_prefix("failed:")
+            && let Some(class) = CLASSES.iter().find(|c| c.name() == name)
+        {
+            c.failed_by_class.push((class.name(), v.value()));
+        }
+    }
+    Ok(c)
+}
+
+const CLASSES: [FailureClass; 11] = [
+    FailureClass::InvalidUrl,
+    FailureClass::Blocked,
+    FailureClass::Network,
+    FailureClass::HttpStatus,
+    FailureClass::TooLarge,
+    FailureClass::NotAnImage,
+    FailureClass::ImageTooLarge,
+    FailureClass::CorruptImage,
+    FailureClass::ConvertTimeout,
+    FailureClass::Upload,
+    FailureClass::LocalIo,
+];
+
+fn incompatible(path: &Path, e: impl std::fmt::Display) -> JournalError {
+    JournalError::Incompatible {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    postcard::to_io(value, &mut out).expect("serialising to a Vec cannot fail");
+    out
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, JournalError> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| incompatible(path, e))
+        }
+        Some((v, _)) => Err(incompatible(
+            path,
+            format!("record format {v}, expected {FORMAT_VERSION}"),
+        )),
+        None => Err(incompatible(path, "empty record")),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

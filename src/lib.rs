@@ -1,0 +1,58 @@
+//! batchimg: resumable batch image processing (download, grayscale, upload to S3).
+//!
+//! The map: `cli` parses, `settings` resolves, `commands` run the subcommands,
+//! `manifest` reads and writes the CSVs, `journal` records every row's state,
+//! `pipeline` moves rows through fetch → convert → upload, `store` talks to S3,
+//! `retry`, `netguard` and `redact` hold the policies the stages share.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod format;
+pub mod journal;
+pub mod location;
+pub mod logging;
+pub mod manifest;
+pub mod netguard;
+pub mod pipeline;
+pub mod progress;
+pub mod redact;
+pub mod retry;
+pub mod settings;
+pub mod store;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+use error::ExitStatus;
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    logging::init(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("batchimg: error: cannot start the async runtime: {e}");
+            return ExitStatus::Fatal.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => commands::run::run(args).await,
+            Command::Resume(args) => commands::resume::resume(args).await,
+            Command::Status(args) => commands::status::status(args),
+        }
+    });
+    // Blocking tasks (a conversion past its time limit) must not hold the exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(status) => status.into(),
+        Err(e) => {
+            eprintln!("batchimg: error: {e}");
+            e.exit_status().into()
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The input CSV in; the output and failed CSVs out.
+//!
+//! The input is validated as it is read into the journal, before any download:
+//! one column named `url` (case-insensitive; a UTF-8 BOM and whitespace around
+//! it are tolerated), then one URL per row. Blank lines are skipped. A file
+//! that breaks these rules is rejected with its line number. A row that is
+//! well-formed CSV but not a usable URL is not a file error: it fails on its
+//! own, with its reason, in the failed CSV.
+//!
+//! The output CSVs are written from the journal in input order, each to a
+//! temporary file that replaces the target only once complete.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::journal::{JobRecord, JobState, Journal};
+
+/// Header of the output CSV.
+pub const OUTPUT_HEADER: [&str; 4] = ["url", "input", "output", "s3url"];
+
+/// A malformed input file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is empty: its first line must be the header `url`")]
+    Empty { path: PathBuf },
+    #[error("{path}, line {line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}
+
+/// Rows of a validated input file, as `(row number, url)`; row numbers count
+/// data rows from 0, so they give the input order.
+pub struct InputRows {
+    reader: csv::Reader<io::BufReader<std::fs::File>>,
+    path: PathBuf,
+    record: csv::ByteRecord,
+    next_row: u64,
+}
+
+/// Opens `path` and checks its header.
+pub fn read_input(path: &Path) -> Result<InputRows, InputError> {
+    let file = std::fs::File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(InputError::Open {
+            path: path.to_path_buf(),
+            source: io::Error::other("is a directory"),
+        });
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(io::BufReader::with_capacity(256 * 1024, file));
+    let mut header = csv::ByteRecord::new();
+    let invalid = |line, message: String| InputError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let found = reader
+        .read_byte_record(&mut header)
+        .map_err(|e| csv_error(path, e))?;
+    if !found {
+        return Err(InputError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let line = header.position().map_or(1, |p| p.line());
+    if header.len() != 1 {
+        let names: Vec<String> = header
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
+        return Err(invalid(
+            line,
+            format!(
+                "the header has {} columns ({}); the input must have exactly one column, `url`",
+                header.len(),
+                names.join(",")
+            ),
+        ));
+    }
+    let name = std::str::from_utf8(&header[0])
+        .map_err(|_| invalid(line, "the header is not valid UTF-8".into()))?;
+    let name = name.trim_start_matches('\u{feff}').trim();
+    if !name.eq_ignore_ascii_case("url") {
+        let message = if name.contains("://") {
+            format!(
+                "found a URL where the header should be; add a first line `url` (found {name:?})"
+            )
+        } else {
+            format!("the column is named {name:?}; it must be `url`")
+        };
+        return Err(invalid(line, message));
+    }
+    Ok(InputRows {
+        reader,
+        path: path.to_path_buf(),
+        record: csv::ByteRecord::new(),
+        next_row: 0,
+    })
+}
+
+impl Iterator for InputRows {
+    type Item = Result<(u64, String), InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Err(e) => return Some(Err(csv_error(&self.path, e))),
+                Ok(false) => return None,
+                Ok(true) => {}
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            let invalid = |message: String| {
+                Some(Err(InputError::Invalid {
+                    path: self.path.clone(),
+                    line,
+                    message,
+                }))
+            };
+            if self.record.len() != 1 {
+                return invalid(format!(
+                    "{} fields, but the input has one column (quote URLs that contain commas)",
+                    self.record.len()
+                ));
+            }
+            let Ok(value) = std::str::from_utf8(&self.record[0]) else {
+                return invalid("not valid UTF-8".into());
+            };
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let row = self.next_row;
+            self.next_row += 1;
+            return Some(Ok((row, value.to_string())));
+        }
+    }
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> InputError {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => InputError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => InputError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+/// How many rows went where.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Rows not finished (an interrupted run).
+    pub unfinished: u64,
+}
+
+/// Writes the output CSV (and the failed CSV) from the journal, in input order.
+/// `keep_paths` is false when local files were deleted after upload.
+pub fn write_results(
+    journal: &Journal,
+    output: &mut dyn Write,
+    mut failed: Option<&mut dyn Write>,
+    keep_paths: bool,
+) -> anyhow::Result<Written> {
+    let mut out = csv::Writer::from_writer(output);
+    out.write_record(OUTPUT_HEADER)?;
+    let mut failed_csv = failed.as_mut().map(csv::Writer::from_writer);
+    if let Some(f) = failed_csv.as_mut() {
+        f.write_record(["url"])?;
+    }
+    let mut written = Written::default();
+    let path = |p: &Option<PathBuf>| match (keep_paths, p) {
+        (true, Some(p)) => p.display().to_string(),
+        _ => String::new(),
+    };
+    journal.for_each_resolved(|_, url, rec: &JobRecord| {
+        match rec.state {
+            JobState::Uploaded => {
+                written.succeeded += 1;
+                let s3url = rec.s3url.as_deref().unwrap_or_default();
+                out.write_record([url, &path(&rec.input_path), &path(&rec.output_path), s3url])?;
+            }
+            JobState::Failed => {
+                written.failed += 1;
+                if let Some(f) = failed_csv.as_mut() {
+                    f.write_record([url])?;
+                }
+            }
+            _ => written.unfinished += 1,
+        }
+        Ok(())
+    })?;
+    out.flush().context("writing the output CSV")?;
+    if let Some(mut f) = failed_csv {
+        f.flush().context("writing the failed CSV")?;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str) -> Result<Vec<(u64, String)>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, text).unwrap();
+        let rows = read_input(&path).map_err(|e| e.to_string())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_bom_whitespace_case_crlf_quotes_and_blank_lines() {
+        let got = rows(
+            "\u{feff} URL \r\nhttp://a/1.jpg\r\n\r\n\"http://a/2,3.jpg\"\n  http://a/4.jpg  \n",
+        )
+        .unwrap();
+        let urls: Vec<_> = got.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["http://a/1.jpg", "http://a/2,3.jpg", "http://a/4.jpg"]
+        );
+        assert_eq!(got.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn rejects_bad_headers_with_their_line() {
+        let cases = [
+            ("", "is empty"),
+            ("url,name\nhttp://a,b\n", "exactly one column"),
+            ("http://a/1.jpg\nhttp://a/2.jpg\n", "add a first line `url`"),
+            ("link\nhttp://a/1.jpg\n", "must be `url`"),
+        ];
+        for (text, want) in cases {
+            let err = rows(text).unwrap_err();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_extra_fields_and_invalid_utf8_with_line_numbers() {
+        let err = rows("url\nhttp://a/1.jpg\nhttp://a/2.jpg,extra\n").unwrap_err();
+        assert!(err.contains("line 3") && err.contains("2 fields"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, b"url\nhttp://a/\xff.jpg\n").unwrap();
+        let err = read_input(&path)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn keeps_nul_bytes_and_huge_fields_for_the_row_to_fail_on() {
+        let huge = format!(
+            "url\nhttp://a/{}\nhttp://a/\0.jpg\n",
+            "x".repeat(10 * 1024 * 1024)
+        );
+        let got = rows(&huge).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].1.len() > 10 * 1024 * 1024);
+        assert!(got[1].1.contains('\0'));
+    }
+}

@@ -1,0 +1,410 @@
+//! Downloads one image: network policy enforced, size bounded while streaming,
+//! transient failures retried, and the body checked to be an image by its first
+//! bytes before the rest is fetched.
+//!
+//! The body streams to `<dest>.part` and is renamed once complete, so a file
+//! under its final name is always whole; `resume` relies on that. The blake3 of
+//! the body is computed on the way, so the content key costs no second pass.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode, redirect};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::format::ImageFormat;
+use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
+use crate::redact::Redacted;
+use crate::retry::{Transient, with_retry};
+use crate::settings::{Limits, RetryPolicy};
+
+/// A downloaded image in the work directory.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub path: PathBuf,
+    pub format: ImageFormat,
+    pub bytes: u64,
+    /// Blake3 of the body.
+    pub hash: [u8; 32],
+    pub attempts: u32,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    #[error("blocked: {0}")]
+    Blocked(String),
+    #[error("server answered HTTP {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("body is larger than the download limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("not an image: the body starts with {head} (Content-Type {content_type})")]
+    NotAnImage { content_type: String, head: String },
+    #[error("too many redirects")]
+    Redirects(#[source] reqwest::Error),
+    #[error("request timed out")]
+    Timeout(#[source] reqwest::Error),
+    #[error("connection failed")]
+    Connect(#[source] reqwest::Error),
+    #[error("body ended early or broke off")]
+    Body(#[source] reqwest::Error),
+    #[error("request failed")]
+    Request(#[source] reqwest::Error),
+    #[error("cannot write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Transient for FetchError {
+    fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => {
+                matches!(*status, 408 | 425 | 429) || (500..600).contains(status)
+            }
+            FetchError::Timeout(_) | FetchError::Connect(_) | FetchError::Body(_) => true,
+            FetchError::Request(_) => true,
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The download stage: one HTTP client, shared by every download.
+pub struct Fetcher {
+    client: Client,
+    policy: NetPolicy,
+    limits: Limits,
+    retry: RetryPolicy,
+    per_host_limit: usize,
+    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Fetcher {
+    pub fn new(
+        policy: NetPolicy,
+        limits: Limits,
+        retry: RetryPolicy,
+        per_host_limit: usize,
+    ) -> Result<Fetcher, reqwest::Error> {
+        let max_redirects = limits.max_redirects;
+        let redirect_policy = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(format!("more than {max_redirects} redirects"));
+            }
+            match check_target(attempt.url(), policy) {
+                Ok(()) => attempt.follow(),
+                Err(why) => attempt.error(Blocked(why)),
+            }
+        });
+        let client = Client::builder()
+            .user_agent(concat!("batchimg/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .redirect(redirect_policy)
+            .retry(reqwest::retry::never())
+            .dns_resolver(GuardedResolver::shared(policy))
+            .connect_timeout(limits.connect_timeout)
+            .read_timeout(limits.read_timeout)
+            .timeout(limits.download_timeout)
+            .pool_max_idle_per_host(per_host_limit)
+            .build()?;
+        Ok(Fetcher {
+            client,
+            policy,
+            limits,
+            retry,
+            per_host_limit,
+            per_host: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Downloads `url` to `<dest_stem>.<ext>`, retrying transient failures.
+    pub async fn fetch(&self, url: &Url, dest_stem: &Path) -> Result<Download, (FetchError, u32)> {
+        if !matches!(url.scheme(), "http" | "https") {
+            let why = format!(
+                "scheme {:?} is not allowed (only http and https)",
+                url.scheme()
+            );
+            return Err((FetchError::InvalidUrl(why), 0));
+        }
+        check_target(url, self.policy).map_err(|why| (FetchError::Blocked(why), 0))?;
+        let host = self.host_slot(url);
+        let started = Instant::now();
+        let (result, attempts) = with_retry(&self.retry, "download", || async {
+            let _permit = host.acquire().await.expect("semaphore never closed");
+            self.attempt(url, dest_stem).await
+        })
+        .await;
+        match result {
+            Ok(mut d) => {
+                d.attempts = attempts;
+                d.elapsed = started.elapsed();
+                Ok(d)
+            }
+            Err(e) => Err((e, attempts)),
+        }
+    }
+
+    fn host_slot(&self, url: &Url) -> Arc<Semaphore> {
+        let key = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        let mut map = self.per_host.lock().expect("per-host lock");
+        Arc::clone(
+            map.entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host_limit))),
+        )
+    }
+
+    async fn attempt(&self, url: &Url, dest_stem: &Path) -> Result<Download, FetchError> {
+        let mut response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(request_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+                retry_after: retry_after(&response, status),
+            });
+        }
+        let limit = self.limits.max_download_bytes;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+
+        let part = dest_stem.with_extension("part");
+        let io_err = |source| FetchError::Io {
+            path: part.clone(),
+            source,
+        };
+        let result = async {
+            let mut file = tokio::io::BufWriter::with_capacity(
+                256 * 1024,
+                tokio::fs::File::create(&part).await.map_err(io_err)?,
+            );
+            let mut hasher = blake3::Hasher::new();
+            let mut head: Vec<u8> = Vec::with_capacity(ImageFormat::SNIFF_LEN);
+            let mut format = None;
+            let mut total = 0u64;
+            while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+                total += chunk.len() as u64;
+                if total > limit {
+                    return Err(FetchError::TooLarge { limit });
+                }
+                if format.is_none() {
+                    let want = ImageFormat::SNIFF_LEN - head.len();
+                    head.extend_from_slice(&chunk[..want.min(chunk.len())]);
+                    if head.len() == ImageFormat::SNIFF_LEN {
+                        format = Some(sniff(&head, &content_type)?);
+                    }
+                }
+                hasher.update(&chunk);
+                file.write_all(&chunk).await.map_err(io_err)?;
+            }
+            let format = match format {
+                Some(f) => f,
+                None => sniff(&head, &content_type)?,
+            };
+            file.flush().await.map_err(io_err)?;
+            Ok((format, total, *hasher.finalize().as_bytes()))
+        }
+        .await;
+        let (format, bytes, hash) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e);
+            }
+        };
+        let path = dest_stem.with_extension(format.extension());
+        tokio::fs::rename(&part, &path)
+            .await
+            .map_err(|source| FetchError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        tracing::debug!(url = %Redacted(url), bytes, %format, path = %path.display(), "downloaded");
+        Ok(Download {
+            path,
+            format,
+            bytes,
+            hash,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+/// Refuses schemes other than http(s) and IP literals the policy forbids.
+/// Names are checked later, after resolution, by [`GuardedResolver`].
+pub fn check_target(url: &Url, policy: NetPolicy) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme {:?} is not allowed (only http and https)",
+            url.scheme()
+        ));
+    }
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+        Some(url::Host::Domain(_)) => return Ok(()),
+        None => return Err("URL has no host".into()),
+    };
+    match policy.refusal(ip) {
+        None => Ok(()),
+        Some(why) => Err(why),
+    }
+}
+
+fn sniff(head: &[u8], content_type: &str) -> Result<ImageFormat, FetchError> {
+    ImageFormat::sniff(head).ok_or_else(|| FetchError::NotAnImage {
+        content_type: content_type.to_string(),
+        head: describe_head(head),
+    })
+}
+
+/// The first bytes, printable, for an error message.
+fn describe_head(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "nothing (empty body)".into();
+    }
+    let text: String = head
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("{text:?}")
+}
+
+fn retry_after(response: &reqwest::Response, status: StatusCode) -> Option<Duration> {
+    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+        return None;
+    }
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Sorts a reqwest error into the cases that are retried and those that are not.
+fn request_error(e: reqwest::Error) -> FetchError {
+    if let Some(b) = find_source::<Blocked>(&e) {
+        return FetchError::Blocked(b.0.clone());
+    }
+    if e.is_redirect() {
+        FetchError::Redirects(e)
+    } else if e.is_timeout() {
+        FetchError::Timeout(e)
+    } else if e.is_connect() {
+        FetchError::Connect(e)
+    } else if e.is_body() || e.is_decode() {
+        FetchError::Body(e)
+    } else {
+        FetchError::Request(e)
+    }
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_are_fetched() {
+        let open = NetPolicy {
+            allow_private: true,
+        };
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://example.com/a.jpg",
+            "gopher://x/",
+        ] {
+            assert!(
+                check_target(&Url::parse(bad).unwrap(), open).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(check_target(&Url::parse("https://example.com/a.jpg").unwrap(), open).is_ok());
+    }
+
+    #[test]
+    fn ip_literals_are_checked_before_any_request() {
+        let closed = NetPolicy {
+            allow_private: false,
+        };
+        let open = NetPolicy {
+            allow_private: true,
+        };
+        let metadata = Url::parse("http://169.254.169.254/latest/meta-data/").unwrap();
+        assert!(check_target(&metadata, open).is_err());
+        let v6 = Url::parse("http://[fd00:ec2::254]/").unwrap();
+        assert!(check_target(&v6, open).is_err());
+        let local = Url::parse("http://127.0.0.1:8080/a.jpg").unwrap();
+        assert!(check_target(&local, closed).is_err());
+        assert!(check_target(&local, open).is_ok());
+    }
+
+    #[test]
+    fn status_codes_split_into_transient_and_permanent() {
+        let s = |status| FetchError::Status {
+            status,
+            retry_after: None,
+        };
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(s(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 410] {
+            assert!(!s(code).is_transient(), "{code}");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Flags, environment and recorded runs resolved once into `Settings`.
+//!
+//! Precedence, highest first: a command-line flag, its environment variable
+//! (clap reads those), the settings recorded in the journal (for `resume`), then
+//! the built-in default. Everything downstream takes a `&Settings` and never
+//! looks at the environment again, except the AWS credential chain, which the
+//! SDK owns.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_config::meta::region::ProvideRegion;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{RunArgs, StoreArgs, TuningArgs};
+use crate::location::Location;
+
+/// Everything a run needs to know, resolved. Recorded in the journal so that
+/// `resume` continues with the same choices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    /// Where the input CSV is read from.
+    pub input: Location,
+    /// Where the output CSV (url,input,output,s3url) is written.
+    pub output: Location,
+    /// Where the failed rows are written, in the input format.
+    pub output_failed: Option<Location>,
+    /// The object store to upload to.
+    pub store: StoreSettings,
+    /// Local directory for downloaded (`in/`) and converted (`out/`) files.
+    pub work_dir: PathBuf,
+    /// Remove local files once their row is uploaded.
+    pub delete_local: bool,
+    /// How many operations of each stage run at once.
+    pub concurrency: Concurrency,
+    /// How transient failures are retried.
+    pub retry: RetryPolicy,
+    /// Limits on what one URL may cost.
+    pub limits: Limits,
+    /// Allow downloads from private and loopback addresses.
+    pub allow_private_networks: bool,
+    /// Keep per-URL marker objects so a rerun can skip downloads.
+    pub url_markers: bool,
+}
+
+/// The bucket and how to reach it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoreSettings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region used to sign requests and to build `s3url`.
+    pub region: String,
+    /// Prefix put in front of every key batchimg writes.
+    pub prefix: String,
+    /// A custom S3-compatible endpoint; `None` means AWS itself.
+    pub endpoint: Option<String>,
+    /// Role to assume through STS before calling S3.
+    pub role_arn: Option<String>,
+}
+
+/// Per-stage concurrency, after uv's `Concurrency`: the network stages get many
+/// slots, the CPU stage one per core.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Concurrency {
+    /// Downloads in flight.
+    pub downloads: usize,
+    /// Downloads in flight to any one host.
+    pub per_host: usize,
+    /// Conversions running at once.
+    pub converts: usize,
+    /// Uploads and existence checks in flight.
+    pub uploads: usize,
+}
+
+/// Exponential backoff with full jitter for transient failures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 means no retry.
+    pub attempts: u32,
+    /// Ceiling of the first delay; each retry doubles it.
+    pub base_delay: Duration,
+    /// Largest delay, and the most a server's Retry-After is honoured.
+    pub max_delay: Duration,
+}
+
+/// What one URL may cost.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Limits {
+    /// Largest body downloaded, enforced while streaming.
+    pub max_download_bytes: u64,
+    /// Widest image decoded.
+    pub max_width: u32,
+    /// Tallest image decoded.
+    pub max_height: u32,
+    /// Most pixels decoded, summed over frames.
+    pub max_pixels: u64,
+    /// Time allowed for one conversion.
+    pub convert_timeout: Duration,
+    /// Time allowed for one download attempt, connection included.
+    pub download_timeout: Duration,
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed between two reads of a body.
+    pub read_timeout: Duration,
+    /// Redirects followed per download.
+    pub max_redirects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_download_bytes: 50 * 1024 * 1024,
+            max_width: 20_000,
+            max_height: 20_000,
+            max_pixels: 100_000_000,
+            convert_timeout: Duration::from_secs(60),
+            download_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_redirects: 5,
+        }
+    }
+}
+
+impl Settings {
+    /// Resolves `batchimg run`'s flags and environment.
+    pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
+        let store = resolve_store(&args.store).await?;
+        let input = Location::parse(&args.input).context("--input")?;
+        let output = Location::parse(&args.output).context("--output")?;
+        let output_failed = args
+            .output_failed
+            .as_deref()
+            .map(Location::parse)
+            .transpose()
+            .context("--output-failed")?;
+        if Some(&output) == output_failed.as_ref() || output == input {
+            bail!("--input, --output and --output-failed must be different files");
+        }
+        let mut settings = Settings {
+            input,
+            output,
+            output_failed,
+            store,
+            work_dir: default_work_dir(&args.state.state_dir),
+            delete_local: false,
+            concurrency: Concurrency {
+                downloads: 32,
+                per_host: 8,
+                converts: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                uploads: 32,
+            },
+            retry: RetryPolicy {
+                attempts: 4,
+                base_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(30),
+            },
+            limits: Limits::default(),
+            allow_private_networks: false,
+            url_markers: true,
+        };
+        settings.apply(&args.tuning)?;
+        Ok(settings)
+    }
+
+    /// Overlays tuning flags on recorded or default settings (used by `run` and `resume`).
+    pub fn apply(&mut self, t: &TuningArgs) -> anyhow::Result<()> {
+        fn set<T: Copy>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        if let Some(dir) = &t.work_dir {
+            self.work_dir = dir.clone();
+        }
+        self.delete_local |= t.delete_local;
+        self.allow_private_networks |= t.allow_private_networks;
+        self.url_markers &= !t.no_url_markers;
+        let c = &mut self.concurrency;
+        set(&mut c.downloads, t.downloads);
+        set(&mut c.per_host, t.per_host);
+        set(&mut c.converts, t.converts);
+        set(&mut c.uploads, t.uploads);
+        let r = &mut self.retry;
+        set(&mut r.attempts, t.attempts);
+        set(
+            &mut r.base_delay,
+            t.retry_delay_ms.map(Duration::from_millis),
+        );
+        set(
+            &mut r.max_delay,
+            t.max_retry_delay_ms.map(Duration::from_millis),
+        );
+        let l = &mut self.limits;
+        set(&mut l.max_download_bytes, t.max_download_bytes);
+        set(&mut l.max_width, t.max_width);
+        set(&mut l.max_height, t.max_height);
+        set(&mut l.max_pixels, t.max_pixels);
+        set(
+            &mut l.convert_timeout,
+            t.convert_timeout.map(Duration::from_secs),
+        );
+        set(
+            &mut l.download_timeout,
+            t.download_timeout.map(Duration::from_secs),
+        );
+        self.validate()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let c = &self.concurrency;
+        for (name, n) in [
+            ("--downloads", c.downloads),
+            ("--per-host", c.per_host),
+            ("--converts", c.converts),
+            ("--uploads", c.uploads),
+        ] {
+            if n == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if self.retry.attempts == 0 {
+            bail!("--attempts must be at least 1");
+        }
+        let l = &self.limits;
+        if l.max_width == 0 || l.max_height == 0 || l.max_pixels == 0 || l.max_download_bytes == 0 {
+            bail!("size limits must be positive");
+        }
+        if l.convert_timeout.is_zero() || l.download_timeout.is_zero() {
+            bail!("time limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The work directory sits inside the state directory unless moved.
+pub fn default_work_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("work")
+}
+
+async fn resolve_store(args: &StoreArgs) -> anyhow::Result<StoreSettings> {
+    let bucket = match args.bucket.as_deref().map(str::trim) {
+        Some(b) if !b.is_empty() => b.to_string(),
+        _ => bail!("no bucket: set S3_BUCKET or pass --bucket"),
+    };
+    if !(3..=63).contains(&bucket.len()) || bucket.contains('/') {
+        bail!("{bucket:?} is not a valid bucket name");
+    }
+    let region = match args.region.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() => r.to_string(),
+        _ => match region_from_default_or_profile().await {
+            Some(r) => r,
+            None => bail!(
+                "no region: set AWS_REGION, pass --region, or set a region in your AWS profile"
+            ),
+        },
+    };
+    let endpoint = args
+        .endpoint_url
+        .clone()
+        .or_else(|| non_empty_env("AWS_ENDPOINT_URL_S3"))
+        .or_else(|| non_empty_env("AWS_ENDPOINT_URL"));
+    if let Some(e) = &endpoint {
+        let parsed = url::Url::parse(e).with_context(|| format!("endpoint {e:?} is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            bail!("endpoint {e:?} must be http or https");
+        }
+    }
+    Ok(StoreSettings {
+        bucket,
+        region,
+        prefix: args.prefix.trim().to_string(),
+        endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
+        role_arn: args.role_arn.clone().filter(|a| !a.trim().is_empty()),
+    })
+}
+
+/// The SDK's own fallbacks without its instance-metadata lookup, which can hang
+/// for seconds off EC2.
+async fn region_from_default_or_profile() -> Option<String> {
+    if let Some(r) = non_empty_env("AWS_DEFAULT_REGION") {
+        return Some(r);
+    }
+    aws_config::profile::ProfileFileRegionProvider::new()
+        .region()
+        .await
+        .map(|r| r.to_string())
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}

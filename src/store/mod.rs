@@ -1,0 +1,183 @@
+//! The object store as the pipeline sees it: a few idempotent operations on keys.
+//!
+//! The trait exists so the pipeline's de-duplication logic can be unit-tested
+//! against an in-memory store; the real implementation is [`s3::S3Store`], and
+//! every end-to-end test drives it against a real S3-compatible server.
+
+pub mod s3;
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::retry::Transient;
+
+/// What a conditional upload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// This call created the object.
+    Created,
+    /// The key already existed (the server answered 412 to `If-None-Match: *`).
+    AlreadyPresent,
+}
+
+/// Operations batchimg needs; each implementation retries transient failures itself.
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Whether `key` exists. A permission error is an error, never "missing".
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Uploads `body` unless `key` already exists.
+    fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// Uploads `body`, replacing what is there (markers and CSV files).
+    fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads a whole object, or `None` when it does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// The URL users see in the output CSV.
+    fn object_url(&self, key: &str) -> String;
+}
+
+/// What went wrong talking to the store, kept coarse enough to decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Slow down / 429 / 503: retried.
+    Throttled,
+    /// Other 5xx and 409 conflicts: retried.
+    Unavailable,
+    /// The request or a connection timed out: retried.
+    Timeout,
+    /// Connection refused, reset or a broken response: retried.
+    Network,
+    /// 403: the credentials may not do this. Never read as "missing".
+    PermissionDenied,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// Bad credentials or a signature the server rejects.
+    BadCredentials,
+    /// Anything else the server refused.
+    Rejected,
+}
+
+impl fmt::Display for StoreErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreErrorKind::Throttled => "throttled",
+            StoreErrorKind::Unavailable => "service unavailable",
+            StoreErrorKind::Timeout => "timed out",
+            StoreErrorKind::Network => "network error",
+            StoreErrorKind::PermissionDenied => "permission denied",
+            StoreErrorKind::NoSuchBucket => "no such bucket",
+            StoreErrorKind::BadCredentials => "invalid credentials",
+            StoreErrorKind::Rejected => "request rejected",
+        })
+    }
+}
+
+/// A failed store operation: what was tried, on what, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {key}: {kind}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+pub struct StoreError {
+    pub op: &'static str,
+    pub key: String,
+    pub kind: StoreErrorKind,
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            StoreErrorKind::Throttled
+                | StoreErrorKind::Unavailable
+                | StoreErrorKind::Timeout
+                | StoreErrorKind::Network
+        )
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// Joins the user's prefix and a name into a key.
+pub fn join_key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        format!("{prefix}{name}")
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+#[cfg(test)]
+pub mod memory {
+    //! An in-memory store for unit tests of the pipeline's logic.
+
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct MemoryStore {
+        pub objects: Mutex<HashMap<String, Bytes>>,
+        pub puts: Mutex<Vec<String>>,
+    }
+
+    impl ObjectStore for MemoryStore {
+        async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+            Ok(self.objects.lock().unwrap().contains_key(key))
+        }
+        async fn put_if_absent(
+            &self,
+            key: &str,
+            body: Bytes,
+            _: &str,
+        ) -> Result<PutOutcome, StoreError> {
+            self.puts.lock().unwrap().push(key.to_string());
+            let mut objects = self.objects.lock().unwrap();
+            if objects.contains_key(key) {
+                return Ok(PutOutcome::AlreadyPresent);
+            }
+            objects.insert(key.to_string(), body);
+            Ok(PutOutcome::Created)
+        }
+        async fn put(&self, key: &str, body: Bytes, _: &str) -> Result<(), StoreError> {
+            self.puts.lock().unwrap().push(key.to_string());
+            self.objects.lock().unwrap().insert(key.to_string(), body);
+            Ok(())
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+            Ok(self.objects.lock().unwrap().get(key).cloned())
+        }
+        fn object_url(&self, key: &str) -> String {
+            format!("memory:///{key}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_join_with_one_slash() {
+        assert_eq!(join_key("", "a.jpg"), "a.jpg");
+        assert_eq!(join_key("gray", "a.jpg"), "gray/a.jpg");
+        assert_eq!(join_key("gray/", "a.jpg"), "gray/a.jpg");
+    }
+}

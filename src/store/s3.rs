@@ -1,0 +1,330 @@
+//! Amazon S3, or any S3-compatible server, through aws-sdk-s3.
+//!
+//! Decisions worth knowing:
+//! - The SDK's retries are disabled; `retry::with_retry` is the one layer, so
+//!   `--attempts` means what it says.
+//! - A custom endpoint implies path-style addressing: bucket names as host names
+//!   do not resolve on MinIO, s3s or a loopback address.
+//! - HEAD answers 403 for a missing key when the caller lacks `s3:ListBucket`
+//!   (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html), so a
+//!   403 is reported as a permission problem, never as "not there".
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use super::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
+use crate::retry::with_retry;
+use crate::settings::{RetryPolicy, StoreSettings};
+
+/// An S3 bucket with batchimg's retry policy around every call.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    url_base: String,
+    retry: RetryPolicy,
+}
+
+impl S3Store {
+    /// Builds a client from the standard AWS configuration chain (environment,
+    /// profiles, SSO, instance roles) plus the resolved settings.
+    pub async fn connect(settings: &StoreSettings, retry: RetryPolicy) -> S3Store {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .load()
+            .await;
+        let mut config = aws_sdk_s3::config::Builder::from(&base);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint).force_path_style(true);
+        }
+        if let Some(arn) = &settings.role_arn {
+            let provider = AssumeRoleProvider::builder(arn)
+                .session_name("batchimg")
+                .configure(&base)
+                .build()
+                .await;
+            config = config.credentials_provider(provider);
+        }
+        S3Store {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket.clone(),
+            url_base: url_base(settings),
+            retry,
+        }
+    }
+
+    /// Checks before any work that the bucket exists and these credentials reach it.
+    pub async fn check_bucket(&self) -> Result<(), StoreError> {
+        let (result, _) = with_retry(&self.retry, "check bucket", || async {
+            self.client
+                .head_bucket()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify("HEAD bucket", &self.bucket, e))
+        })
+        .await;
+        result.map_err(|mut e| {
+            // HeadBucket has no body, so the 404 arrives without an error code.
+            if e.status == Some(404) {
+                e.kind = StoreErrorKind::NoSuchBucket;
+            }
+            e
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Reads an object of another bucket (`--input s3://…`).
+    pub async fn get_from(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let (result, _) = with_retry(&self.retry, "download", || {
+            get_once(&self.client, bucket, key)
+        })
+        .await;
+        result
+    }
+
+    /// Writes an object of another bucket (`--output s3://…`).
+    pub async fn put_to(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let (result, _) = with_retry(&self.retry, "upload", || async {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| classify("PUT", key, e))
+        })
+        .await;
+        result
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let (result, _) = with_retry(&self.retry, "HEAD", || async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), HeadObjectError::NotFound(_)) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(classify("HEAD", key, e)),
+            }
+        })
+        .await;
+        result
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<PutOutcome, StoreError> {
+        let (result, _) = with_retry(&self.retry, "PUT", || async {
+            let sent = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .if_none_match("*")
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => Ok(PutOutcome::Created),
+                Err(e) => {
+                    let e = classify("PUT", key, e);
+                    if e.status == Some(412) {
+                        Ok(PutOutcome::AlreadyPresent)
+                    } else {
+                        Err(e)
+                    }
+                }
+            }
+        })
+        .await;
+        result
+    }
+
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.put_to(&self.bucket, key, body, content_type).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.get_from(&self.bucket, key).await
+    }
+
+    fn object_url(&self, key: &str) -> String {
+        let encoded: Vec<String> = key
+            .split('/')
+            .map(|s| {
+                url::form_urlencoded::byte_serialize(s.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20")
+            })
+            .collect();
+        format!("{}/{}", self.url_base, encoded.join("/"))
+    }
+}
+
+async fn get_once(client: &Client, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
+    let response = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(r) => r,
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
+        Err(e) => return Err(classify("GET", key, e)),
+    };
+    let body = response.body.collect().await.map_err(|e| StoreError {
+        op: "GET",
+        key: key.to_string(),
+        kind: StoreErrorKind::Network,
+        status: None,
+        retry_after: None,
+        source: Some(Box::new(e)),
+    })?;
+    Ok(Some(body.into_bytes()))
+}
+
+/// `https://BUCKET.s3.REGION.amazonaws.com` on AWS, `ENDPOINT/BUCKET` elsewhere.
+fn url_base(settings: &StoreSettings) -> String {
+    match &settings.endpoint {
+        Some(endpoint) => format!("{endpoint}/{}", settings.bucket),
+        None => format!(
+            "https://{}.s3.{}.amazonaws.com",
+            settings.bucket, settings.region
+        ),
+    }
+}
+
+/// Maps an SDK error onto the few cases the pipeline decides on.
+fn classify<E, R>(op: &'static str, key: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static + HasStatus,
+{
+    let status = err.raw_response().map(|r| r.status_code());
+    let retry_after = err.raw_response().and_then(|r| r.retry_after());
+    let code = err.code().map(str::to_owned);
+    let kind = match &err {
+        SdkError::TimeoutError(_) => StoreErrorKind::Timeout,
+        SdkError::DispatchFailure(f) if f.is_timeout() => StoreErrorKind::Timeout,
+        SdkError::DispatchFailure(f) if f.is_user() => StoreErrorKind::Rejected,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => StoreErrorKind::Network,
+        SdkError::ConstructionFailure(_) => StoreErrorKind::Rejected,
+        _ => match (code.as_deref(), status) {
+            (
+                Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
+                _,
+            )
+            | (_, Some(429 | 503)) => StoreErrorKind::Throttled,
+            (Some("RequestTimeout"), _) | (_, Some(408)) => StoreErrorKind::Timeout,
+            (Some("NoSuchBucket"), _) => StoreErrorKind::NoSuchBucket,
+            (
+                Some(
+                    "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
+                    | "InvalidToken"
+                    | "TokenRefreshRequired",
+                ),
+                _,
+            ) => StoreErrorKind::BadCredentials,
+            (_, Some(403)) => StoreErrorKind::PermissionDenied,
+            (_, Some(409)) => StoreErrorKind::Unavailable,
+            (_, Some(s)) if s >= 500 => StoreErrorKind::Unavailable,
+            _ => StoreErrorKind::Rejected,
+        },
+    };
+    StoreError {
+        op,
+        key: key.to_string(),
+        kind,
+        status,
+        retry_after,
+        source: Some(Box::new(err)),
+    }
+}
+
+/// The two things `classify` needs from a raw HTTP response.
+trait HasStatus {
+    fn status_code(&self) -> u16;
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.headers()
+            .get("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(endpoint: Option<&str>) -> StoreSettings {
+        StoreSettings {
+            bucket: "photos".into(),
+            region: "eu-west-1".into(),
+            prefix: String::new(),
+            endpoint: endpoint.map(String::from),
+            role_arn: None,
+        }
+    }
+
+    #[test]
+    fn urls_are_virtual_hosted_on_aws_and_path_style_elsewhere() {
+        assert_eq!(
+            url_base(&settings(None)),
+            "https://photos.s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            url_base(&settings(Some("http://127.0.0.1:9000"))),
+            "http://127.0.0.1:9000/photos"
+        );
+    }
+}

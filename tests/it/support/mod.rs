@@ -1,0 +1,547 @@
+//! Real servers on loopback for the integration tests, and a way to run the
+//! built binary against them.
+//!
+//! - [`ImageServer`]: an HTTP server whose routes can fail, truncate, redirect
+//!   or stall on demand, and that counts every request per path.
+//! - [`S3Server`]: the real s3s-fs binary (installed by `scripts/setup-s3s.sh`)
+//!   behind a small recording proxy, so tests can count PUTs at the server and
+//!   simulate an outage. The proxy forwards requests byte for byte, Host header
+//!   included, so SigV4 signatures still verify.
+//! - [`Env`]: one of each plus a temporary directory and the command line.
+
+pub mod images;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+
+/// What a route answers.
+#[derive(Clone)]
+pub enum Reply {
+    /// 200 with this body and Content-Type.
+    Ok {
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// An empty response with this status.
+    Status(u16),
+    /// `status` for the first `times` requests (with an optional Retry-After), then `then`.
+    FailFirst {
+        times: u32,
+        status: u16,
+        retry_after: Option<u32>,
+        then: Box<Reply>,
+    },
+    /// Announces the full length, sends `sent` bytes, then breaks the connection.
+    BreakOff { body: Bytes, sent: usize },
+    /// 302 to another URL.
+    Redirect(String),
+    /// Waits, then answers.
+    Delay(Duration, Box<Reply>),
+}
+
+impl Reply {
+    pub fn jpeg(body: impl Into<Bytes>) -> Reply {
+        Reply::Ok {
+            content_type: "image/jpeg",
+            body: body.into(),
+        }
+    }
+    pub fn png(body: impl Into<Bytes>) -> Reply {
+        Reply::Ok {
+            content_type: "image/png",
+            body: body.into(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Routes {
+    replies: HashMap<String, Reply>,
+    hits: HashMap<String, u32>,
+}
+
+/// A loopback HTTP server with scripted routes.
+pub struct ImageServer {
+    addr: SocketAddr,
+    routes: Arc<Mutex<Routes>>,
+}
+
+impl ImageServer {
+    pub async fn start() -> ImageServer {
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let app = axum::Router::new()
+            .fallback(serve_route)
+            .with_state(Arc::clone(&routes));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ImageServer { addr, routes }
+    }
+
+    /// Serves `reply` at `path` and returns its full URL.
+    pub fn route(&self, path: &str, reply: Reply) -> String {
+        self.routes
+            .lock()
+            .unwrap()
+            .replies
+            .insert(path.to_string(), reply);
+        self.url(path)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Requests received for `path`.
+    pub fn hits(&self, path: &str) -> u32 {
+        *self.routes.lock().unwrap().hits.get(path).unwrap_or(&0)
+    }
+
+    /// Requests received in all.
+    pub fn total_hits(&self) -> u32 {
+        self.routes.lock().unwrap().hits.values().sum()
+    }
+}
+
+async fn serve_route(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let (reply, n) = {
+        let mut r = routes.lock().unwrap();
+        let n = {
+            let hits = r.hits.entry(path.clone()).or_default();
+            *hits += 1;
+            *hits
+        };
+        (r.replies.get(&path).cloned(), n)
+    };
+    match reply {
+        Some(reply) => answer(reply, n).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn answer(reply: Reply, n: u32) -> Response {
+    match reply {
+        Reply::Ok { content_type, body } => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Reply::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Reply::FailFirst {
+            times,
+            status,
+            retry_after,
+            then,
+        } => {
+            if n <= times {
+                let mut resp = StatusCode::from_u16(status).unwrap().into_response();
+                if let Some(s) = retry_after {
+                    resp.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(s));
+                }
+                resp
+            } else {
+                Box::pin(answer(*then, n - times)).await
+            }
+        }
+        Reply::BreakOff { body, sent } => {
+            let total = body.len();
+            let head = body.slice(..sent);
+            let stream = futures::stream::iter([
+                Ok::<Bytes, std::io::Error>(head),
+                Err(std::io::Error::other("connection broken on purpose")),
+            ]);
+            let mut resp = Response::new(Body::from_stream(stream));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            resp
+        }
+        Reply::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
+        Reply::Delay(d, then) => {
+            tokio::time::sleep(d).await;
+            Box::pin(answer(*then, n)).await
+        }
+    }
+}
+
+/// One request the S3 server answered.
+#[derive(Debug, Clone)]
+pub struct S3Request {
+    pub method: String,
+    /// The object key (path after the bucket), percent-decoded.
+    pub key: String,
+    pub status: u16,
+}
+
+struct ProxyState {
+    upstream: SocketAddr,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    log: Mutex<Vec<S3Request>>,
+    down: AtomicBool,
+    fail_next: AtomicU32,
+}
+
+/// The real s3s-fs server behind a recording proxy.
+pub struct S3Server {
+    pub root: tempfile::TempDir,
+    pub bucket: String,
+    proxy_addr: SocketAddr,
+    state: Arc<ProxyState>,
+    child: tokio::process::Child,
+}
+
+pub const ACCESS_KEY: &str = "batchimg-test";
+pub const SECRET_KEY: &str = "batchimg-test-secret";
+
+impl S3Server {
+    pub async fn start() -> S3Server {
+        let root = tempfile::tempdir().unwrap();
+        let bucket = "batchimg-test".to_string();
+        std::fs::create_dir(root.path().join(&bucket)).unwrap();
+        let mut child = tokio::process::Command::new(s3s_fs_binary())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--access-key",
+                ACCESS_KEY,
+            ])
+            .args(["--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start s3s-fs");
+        let upstream = read_listen_addr(child.stdout.take().unwrap()).await;
+        let state = Arc::new(ProxyState {
+            upstream,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            log: Mutex::new(Vec::new()),
+            down: AtomicBool::new(false),
+            fail_next: AtomicU32::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(proxy)
+            .with_state(Arc::clone(&state));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        S3Server {
+            root,
+            bucket,
+            proxy_addr,
+            state,
+            child,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.proxy_addr)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<S3Request> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    /// Successful PUTs of images (markers and CSVs excluded).
+    pub fn image_puts(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT" && r.status == 200 && is_image_key(&r.key))
+            .map(|r| r.key)
+            .collect()
+    }
+
+    /// All PUT requests, whatever they stored and however they ended.
+    pub fn all_puts(&self) -> usize {
+        self.requests().iter().filter(|r| r.method == "PUT").count()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.log.lock().unwrap().clear();
+    }
+
+    /// Answers every object request with 503 while set (bucket requests still pass).
+    pub fn set_objects_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with 503 SlowDown.
+    pub fn fail_next(&self, n: u32) {
+        self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// An object's bytes, read straight from s3s-fs's directory.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.path().join(&self.bucket).join(key)).ok()
+    }
+
+    /// Image keys in the bucket.
+    pub fn image_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = std::fs::read_dir(self.root.path().join(&self.bucket))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|k| is_image_key(k))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn is_image_key(key: &str) -> bool {
+    !key.contains(".batchimg/") && !key.ends_with(".csv") && !key.is_empty()
+}
+
+async fn read_listen_addr(stdout: tokio::process::ChildStdout) -> SocketAddr {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(i) = line.find("http://") {
+                let addr = line[i + 7..].trim().trim_end_matches('/');
+                return addr.parse::<SocketAddr>().unwrap();
+            }
+        }
+        panic!("s3s-fs exited before listening");
+    })
+    .await
+    .expect("s3s-fs did not start in 10 s");
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
+}
+
+fn s3s_fs_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("BATCHIMG_S3S_FS") {
+        return p.into();
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/s3s-fs");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (or scripts/setup-s3s.sh) to install the local S3 server",
+        p.display()
+    );
+    p
+}
+
+async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    let path = parts.uri.path().to_string();
+    let key = key_of(&path);
+    let method = parts.method.to_string();
+    let injected = (st.down.load(Ordering::SeqCst) && !key.is_empty())
+        || st
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    if injected {
+        st.log.lock().unwrap().push(S3Request {
+            method,
+            key,
+            status: 503,
+        });
+        let xml = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/xml")],
+            xml,
+        )
+            .into_response();
+    }
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    parts.uri = format!("http://{}{pq}", st.upstream).parse().unwrap();
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.remove(header::CONNECTION);
+    let upstream = hyper::Request::from_parts(parts, Full::new(body));
+    match st.client.request(upstream).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            st.log.lock().unwrap().push(S3Request {
+                method,
+                key,
+                status,
+            });
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Response::from_parts(parts, Body::from(body))
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// `/bucket/a/b.jpg` → `a/b.jpg`.
+fn key_of(path: &str) -> String {
+    let rest = path.trim_start_matches('/');
+    let key = rest.split_once('/').map_or("", |(_, k)| k);
+    percent_decode(key)
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("k={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// What a finished `batchimg` process left.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A test's world: a temporary directory, an image server and an S3 server.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub http: ImageServer,
+    pub s3: S3Server,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            http: ImageServer::start().await,
+            s3: S3Server::start().await,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes an input CSV with the header `url`.
+    pub fn input(&self, name: &str, urls: &[String]) -> PathBuf {
+        let mut text = String::from("url\n");
+        for u in urls {
+            text.push_str(u);
+            text.push('\n');
+        }
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The binary, in the test's directory, configured for its servers.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_batchimg"));
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ENDPOINT_URL", self.s3.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("S3_BUCKET", &self.s3.bucket)
+            .env("BATCHIMG_ALLOW_PRIVATE_NETWORKS", "1")
+            .env("BATCHIMG_RETRY_DELAY_MS", "0")
+            .env("RUST_LOG", "batchimg=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `batchimg <args>` to the end.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with(self.command(), args).await
+    }
+
+    pub async fn run_with(&self, mut cmd: tokio::process::Command, args: &[&str]) -> Run {
+        let out = tokio::time::timeout(Duration::from_secs(120), cmd.args(args).output())
+            .await
+            .expect("batchimg took over 2 minutes")
+            .expect("run batchimg");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `batchimg run --input <input> --output out.csv --output-failed failed.csv <extra>`.
+    pub async fn run_input(&self, input: &Path, extra: &[&str]) -> Run {
+        let input = input.to_str().unwrap();
+        let mut args = vec![
+            "run",
+            "--input",
+            input,
+            "--output",
+            "out.csv",
+            "--output-failed",
+            "failed.csv",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
+    /// Rows of a CSV in the test directory, header included.
+    pub fn csv(&self, name: &str) -> Vec<Vec<String>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(self.path(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        reader
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect()
+    }
+
+    /// The key an s3url points at.
+    pub fn key_of_s3url(&self, s3url: &str) -> String {
+        let prefix = format!("{}/{}/", self.s3.endpoint(), self.s3.bucket);
+        s3url
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{s3url} is not under {prefix}"))
+            .to_string()
+    }
+}
