@@ -82,6 +82,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub fresh: bool,
 
+    /// Validate the input and the bucket, record the rows in the journal, and
+    /// stop before downloading anything; `batchimg resume` does the work.
+    #[arg(long)]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub state: StateArgs,
 

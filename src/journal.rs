@@ -278,23 +278,27 @@ impl Journal {
     {
         std::fs::create_dir_all(state_dir).map_err(JournalError::from)?;
         let path = Journal::path_in(state_dir);
-        if path.exists() && !fresh {
-            match ReadJournal::open(state_dir) {
-                Ok(old) if old.run_info()?.finished_ms.is_none() => {
-                    return Err(JournalError::Unfinished(state_dir.to_path_buf()).into());
-                }
-                Ok(_) => {}
-                Err(JournalError::Busy(p)) => return Err(JournalError::Busy(p).into()),
-                // An unreadable journal of an older version: starting over is what run means.
-                Err(_) => {}
-            }
-        }
         if path.exists() {
-            // Fails while another process has it open.
-            Journal::open_db(&path).map_err(|e| match e {
+            // Opening for writing also repairs a journal left by `kill -9`, and
+            // fails while another process has it open.
+            let old = Journal::open_db(&path).map_err(|e| match e {
                 JournalError::Busy(_) => JournalError::Busy(state_dir.to_path_buf()),
                 e => e,
             })?;
+            let old = Journal {
+                db: old,
+                path: path.clone(),
+            };
+            match old.run_info() {
+                Ok(info) if info.finished_ms.is_none() && !fresh => {
+                    return Err(JournalError::Unfinished(state_dir.to_path_buf()).into());
+                }
+                Ok(_) => {}
+                Err(e @ JournalError::Incompatible { .. }) => {
+                    tracing::warn!("replacing an unreadable journal: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let tmp = state_dir.join(format!("{FILE_NAME}.new"));
         let _ = std::fs::remove_file(&tmp);
@@ -689,6 +693,11 @@ impl ReadJournal {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(JournalError::Busy(state_dir.to_path_buf()));
+            }
+            // Left by a killed run and not repaired yet: a writable open repairs it.
+            Err(DatabaseError::RepairAborted) => {
+                drop(Journal::open_db(&path)?);
+                builder.open_read_only(&path)?
             }
             Err(e) => return Err(e.into()),
         };

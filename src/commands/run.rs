@@ -60,9 +60,16 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
         CreateError::Input(e) => usage(e),
         CreateError::Journal(e) => super::journal_error(e),
     })?;
-    tracing::debug!(
+    let info = journal.run_info().map_err(super::journal_error)?;
+    tracing::info!(
+        rows = info.rows,
+        duplicates = info.duplicates,
         ms = started.elapsed().as_millis() as u64,
         "input recorded in the journal"
     );
+    if args.dry_run {
+        tracing::info!("dry run: nothing downloaded; `batchimg resume` processes the rows");
+        return Ok(ExitStatus::Success);
+    }
     super::execute(journal, store, Arc::new(settings), false).await
 }

@@ -262,6 +262,15 @@ impl<S: ObjectStore> Pipeline<S> {
             rec.state = JobState::Uploaded;
             rec.reused = true;
             rec.s3url = Some(self.store.object_url(&key));
+            // Files a killed run left behind still belong in the output CSV.
+            if let Some((path, format, hash)) = self.intact_download(rec).await {
+                (rec.input_path, rec.format, rec.input_hash) =
+                    (Some(path), Some(format), Some(hash));
+            }
+            let output = self
+                .work_out
+                .join(Path::new(&key).file_name().expect("keys have a file name"));
+            rec.output_path = output.exists().then_some(output);
             rec.key = Some(key);
             return Ok(());
         }
@@ -651,7 +660,10 @@ fn hash_file(path: &Path) -> Option<[u8; 32]> {
 
 /// Writes to a temporary name, then renames, so the final name is always whole.
 pub async fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // One writer per path at a time (the in-flight map), so a fixed name is safe.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     tokio::fs::write(&tmp, body).await?;
     tokio::fs::rename(&tmp, path).await
 }
