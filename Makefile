@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 INPUT ?=
 
-.PHONY: setup build run test lint bench crash-test docker clean
+.PHONY: setup build run test lint bench scale crash-test docker clean
 
 setup:
 	@scripts/setup.sh
@@ -23,6 +23,7 @@ lint: setup
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 bench: setup
+	$(CARGO) build --release --locked
 	$(CARGO) bench --locked --bench pipeline
 
 crash-test: setup
@@ -34,3 +35,6 @@ docker:
 clean:
 	$(CARGO) clean
 	rm -rf outputs .batchimg
+
+scale: build
+	python3 scripts/scale.py

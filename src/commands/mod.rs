@@ -111,7 +111,7 @@ async fn execute(
     let signals = tokio::spawn(watch_signals(pipeline.stop_token()));
     let started = Instant::now();
     let stop = Arc::clone(&pipeline)
-        .run(Arc::clone(&journal), retry_failed)
+        .run(Arc::clone(&journal), retry_failed, todo)
         .await;
     signals.abort();
     reporter.end();

@@ -37,7 +37,7 @@ use crate::redact::{RawUrl, Redacted};
 use crate::settings::Settings;
 use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 use fetch::{FetchError, Fetcher};
-use upload::{Marker, marker_key, object_key};
+use upload::{Lookup, MarkerIndex, marker_dir, marker_id, marker_key, object_key};
 
 /// Rows read from the journal per batch.
 const FEED_BATCH: usize = 256;
@@ -72,9 +72,20 @@ pub struct Pipeline<S> {
     /// Keys being converted or uploaded right now, so identical images that
     /// arrive together are converted and uploaded once.
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Shared>>>>>,
+    /// Markers listed up front, so most rows need no marker request at all.
+    markers: tokio::sync::OnceCell<MarkerIndex>,
     store_failures: AtomicU32,
     fatal: Mutex<Option<String>>,
     stop: CancellationToken,
+}
+
+/// A downloaded image, ready to convert.
+struct Source {
+    path: PathBuf,
+    format: ImageFormat,
+    /// Blake3 of `body`.
+    hash: [u8; 32],
+    body: Bytes,
 }
 
 /// What the row that did the work leaves for identical rows waiting on it.
@@ -113,6 +124,7 @@ impl<S: ObjectStore> Pipeline<S> {
             work_in: std::path::absolute(&work_in)?,
             work_out: std::path::absolute(&work_out)?,
             in_flight: Mutex::new(HashMap::new()),
+            markers: tokio::sync::OnceCell::new(),
             store_failures: AtomicU32::new(0),
             fatal: Mutex::new(None),
             stop: CancellationToken::new(),
@@ -125,8 +137,17 @@ impl<S: ObjectStore> Pipeline<S> {
         self.stop.clone()
     }
 
-    /// Processes every row of the journal that still needs work.
-    pub async fn run(self: Arc<Self>, journal: Arc<Journal>, retry_failed: bool) -> Stop {
+    /// Processes every row of the journal that still needs work (`rows` of them).
+    pub async fn run(
+        self: Arc<Self>,
+        journal: Arc<Journal>,
+        retry_failed: bool,
+        rows: u64,
+    ) -> Stop {
+        if self.settings.url_markers {
+            let index = self.list_markers(rows).await;
+            let _ = self.markers.set(index);
+        }
         let c = self.settings.concurrency;
         // Enough rows in flight that downloads run ahead of the converters and
         // uploads trail behind them, and no more: each may hold an image in memory.
@@ -263,9 +284,9 @@ impl<S: ObjectStore> Pipeline<S> {
             rec.reused = true;
             rec.s3url = Some(self.store.object_url(&key));
             // Files a killed run left behind still belong in the output CSV.
-            if let Some((path, format, hash)) = self.intact_download(rec).await {
+            if let Some(found) = self.intact_download(rec).await {
                 (rec.input_path, rec.format, rec.input_hash) =
-                    (Some(path), Some(format), Some(hash));
+                    (Some(found.path), Some(found.format), Some(found.hash));
             }
             let output = self
                 .work_out
@@ -275,7 +296,7 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(());
         }
 
-        let (source, format, hash) = match self.intact_download(rec).await {
+        let source = match self.intact_download(rec).await {
             Some(found) => found,
             None => {
                 let stem = self.work_in.join(upload::download_stem(&rec.url));
@@ -293,10 +314,15 @@ impl<S: ObjectStore> Pipeline<S> {
                 rec.input_hash = Some(d.hash);
                 rec.format = Some(d.format);
                 self.record(row, rec);
-                (d.path, d.format, d.hash)
+                Source {
+                    path: d.path,
+                    format: d.format,
+                    hash: d.hash,
+                    body: d.body,
+                }
             }
         };
-        let key = object_key(&self.settings.store.prefix, &hash, format);
+        let key = object_key(&self.settings.store.prefix, &source.hash, source.format);
         rec.key = Some(key.clone());
         rec.s3url = Some(self.store.object_url(&key));
 
@@ -334,9 +360,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 };
             }
         };
-        let result = self
-            .convert_and_upload(row, rec, &source, format, &key)
-            .await;
+        let result = self.convert_and_upload(row, rec, source, &key).await;
         *guard = Some(match &result {
             Ok(()) => Shared::Stored {
                 output: rec.output_path.clone(),
@@ -359,10 +383,10 @@ impl<S: ObjectStore> Pipeline<S> {
         &self,
         row: u64,
         rec: &mut JobRecord,
-        source: &Path,
-        format: ImageFormat,
+        source: Source,
         key: &str,
     ) -> Result<(), Failure> {
+        let format = source.format;
         let exists = {
             let _slot = self.uploads.acquire().await.expect("never closed");
             self.store.exists(key).await
@@ -381,7 +405,7 @@ impl<S: ObjectStore> Pipeline<S> {
         let body = match self.intact_output(rec, &output_path).await {
             Some(body) => body,
             None => {
-                let body = self.convert(row, source, format, &output_path).await?;
+                let body = self.convert(row, source, &output_path).await?;
                 rec.state = JobState::Processed;
                 rec.output_path = Some(output_path.clone());
                 self.record(row, rec);
@@ -411,17 +435,9 @@ impl<S: ObjectStore> Pipeline<S> {
         Ok(())
     }
 
-    async fn convert(
-        &self,
-        row: u64,
-        source: &Path,
-        format: ImageFormat,
-        output: &Path,
-    ) -> Result<Bytes, Failure> {
-        let data = tokio::fs::read(source).await.map_err(|e| Failure {
-            class: FailureClass::LocalIo,
-            message: format!("cannot read {}: {e}", source.display()),
-        })?;
+    async fn convert(&self, row: u64, source: Source, output: &Path) -> Result<Bytes, Failure> {
+        let (data, format) = (source.body, source.format);
+        let output_path = output.to_path_buf();
         let limits = self.settings.limits;
         let permit = Arc::clone(&self.converts)
             .acquire_owned()
@@ -432,12 +448,17 @@ impl<S: ObjectStore> Pipeline<S> {
         // its time limit still holds its core until ImageMagick returns.
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let forget = permit;
+        // The output file is written in the same blocking call: one hop per image.
         tokio::task::spawn_blocking(move || {
             let _held = forget;
-            let result = convert::grayscale(&data, format, &limits);
+            let result = convert::grayscale(&data, format, &limits).map(|c| {
+                let written = fetch::write_whole(&output_path, &c.bytes);
+                (c, written)
+            });
             let _ = done_tx.send(result);
         });
-        let converted = match tokio::time::timeout(limits.convert_timeout, done_rx).await {
+        let (converted, written) = match tokio::time::timeout(limits.convert_timeout, done_rx).await
+        {
             Err(_) => {
                 return Err(Failure {
                     class: FailureClass::ConvertTimeout,
@@ -467,42 +488,44 @@ impl<S: ObjectStore> Pipeline<S> {
             ms = started.elapsed().as_millis() as u64,
             "convert done"
         );
-        let body = Bytes::from(converted.bytes);
-        write_atomically(output, &body).await.map_err(|e| Failure {
+        written.map_err(|e| Failure {
             class: FailureClass::LocalIo,
             message: format!("cannot write {}: {e}", output.display()),
         })?;
-        Ok(body)
+        Ok(Bytes::from(converted.bytes))
     }
 
     /// The downloaded file recorded in the journal, or left by a run killed
     /// before it could record it, when it is present and whole.
-    async fn intact_download(&self, rec: &JobRecord) -> Option<(PathBuf, ImageFormat, [u8; 32])> {
-        if let (Some(path), Some(hash), Some(format)) =
-            (&rec.input_path, rec.input_hash, rec.format)
-        {
-            let p = path.clone();
-            let ok = tokio::task::spawn_blocking(move || hash_file(&p).is_some_and(|h| h == hash))
-                .await
-                .unwrap_or(false);
-            if ok {
-                return Some((path.clone(), format, hash));
+    async fn intact_download(&self, rec: &JobRecord) -> Option<Source> {
+        let candidates: Vec<(PathBuf, ImageFormat)> = match (&rec.input_path, rec.format) {
+            (Some(path), Some(format)) => vec![(path.clone(), format)],
+            _ => {
+                let stem = self.work_in.join(upload::download_stem(&rec.url));
+                ImageFormat::ALL
+                    .iter()
+                    .map(|f| (stem.with_extension(f.extension()), *f))
+                    .filter(|(p, _)| p.exists())
+                    .collect()
             }
-            tracing::debug!(path = %path.display(), "recorded download missing or changed; fetching again");
+        };
+        let (path, format) = candidates.into_iter().next()?;
+        let p = path.clone();
+        let body = tokio::task::spawn_blocking(move || std::fs::read(p))
+            .await
+            .ok()?
+            .ok()?;
+        let hash = *blake3::hash(&body).as_bytes();
+        if rec.input_hash.is_some_and(|recorded| recorded != hash) {
+            tracing::debug!(path = %path.display(), "recorded download changed; fetching again");
             return None;
         }
-        let stem = self.work_in.join(upload::download_stem(&rec.url));
-        for format in ImageFormat::ALL {
-            let path = stem.with_extension(format.extension());
-            if path.exists() {
-                let p = path.clone();
-                let hash = tokio::task::spawn_blocking(move || hash_file(&p))
-                    .await
-                    .ok()??;
-                return Some((path, format, hash));
-            }
-        }
-        None
+        Some(Source {
+            path,
+            format,
+            hash,
+            body: Bytes::from(body),
+        })
     }
 
     /// The converted file of an earlier attempt, if whole.
@@ -513,27 +536,71 @@ impl<S: ObjectStore> Pipeline<S> {
         tokio::fs::read(path).await.ok().map(Bytes::from)
     }
 
+    /// Lists the markers, spending at most one request per 200 rows to do
+    /// work: past that budget, a bucket with many markers from other runs is
+    /// cheaper to ask about URL by URL.
+    async fn list_markers(&self, rows: u64) -> MarkerIndex {
+        let dir = marker_dir(&self.settings.store.prefix);
+        let budget = (rows / 200).max(2);
+        let mut index = MarkerIndex::default();
+        let mut after: Option<String> = None;
+        for _ in 0..budget {
+            match self.store.list(&dir, after.as_deref(), 1000).await {
+                Ok((keys, more)) => {
+                    for k in &keys {
+                        index.add(&dir, k);
+                    }
+                    if !more {
+                        index.finish(&dir, None);
+                        tracing::debug!(markers = index.len(), "listed every URL marker");
+                        return index;
+                    }
+                    after = keys.last().cloned();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %error_chain(&e), "cannot list URL markers; asking per URL");
+                    break;
+                }
+            }
+        }
+        // Partial (or failed) listing: what it covered is known, the rest is asked for.
+        index.finish(&dir, Some(after.as_deref().unwrap_or("")));
+        index
+    }
+
     async fn marked_key(&self, url: &str) -> Result<Option<String>, Failure> {
         if !self.settings.url_markers {
             return Ok(None);
         }
-        let _slot = self.uploads.acquire().await.expect("never closed");
-        let marker = self
-            .store
-            .get(&marker_key(&self.settings.store.prefix, url))
-            .await;
-        let Some(marker) = self.store_result(marker).map_err(store_failure)? else {
+        let prefix = &self.settings.store.prefix;
+        let id = marker_id(url);
+        let lookup = match self.markers.get() {
+            Some(index) => index.lookup(&id),
+            None => Lookup::Unknown,
+        };
+        let name = match lookup {
+            Lookup::Known(name) => name,
+            Lookup::Unknown => {
+                let _slot = self.uploads.acquire().await.expect("never closed");
+                let dir = format!("{}{id}/", marker_dir(prefix));
+                let listed = self.store.list(&dir, None, 1).await;
+                let (keys, _) = self.store_result(listed).map_err(store_failure)?;
+                keys.first()
+                    .and_then(|k| k.strip_prefix(&dir))
+                    .map(String::from)
+            }
+        };
+        let Some(name) = name else {
             return Ok(None);
         };
-        let Some(marker) = Marker::parse(&marker) else {
-            return Ok(None);
-        };
+        let key = crate::store::join_key(prefix, &name);
         // The marker alone is not proof: the object may have been deleted since.
-        let exists = self.store.exists(&marker.key).await;
+        let _slot = self.uploads.acquire().await.expect("never closed");
+        let exists = self.store.exists(&key).await;
         Ok(self
             .store_result(exists)
             .map_err(store_failure)?
-            .then_some(marker.key))
+            .then_some(key))
     }
 
     async fn write_marker(&self, url: &str, key: &str) {
@@ -541,15 +608,11 @@ impl<S: ObjectStore> Pipeline<S> {
             return;
         }
         let _slot = self.uploads.acquire().await.expect("never closed");
-        let body = Bytes::from(Marker::new(key).to_bytes());
+        let marker = marker_key(&self.settings.store.prefix, url, key);
         // A missing marker only costs a download next time, so failing to write one is not a row failure.
         if let Err(e) = self
             .store
-            .put(
-                &marker_key(&self.settings.store.prefix, url),
-                body,
-                "application/json",
-            )
+            .put(&marker, Bytes::new(), "application/octet-stream")
             .await
         {
             tracing::warn!(error = %error_chain(&e), "could not write the URL marker");
@@ -650,22 +713,6 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     out
-}
-
-fn hash_file(path: &Path) -> Option<[u8; 32]> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(std::fs::File::open(path).ok()?).ok()?;
-    Some(*hasher.finalize().as_bytes())
-}
-
-/// Writes to a temporary name, then renames, so the final name is always whole.
-pub async fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    // One writer per path at a time (the in-flight map), so a fixed name is safe.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    tokio::fs::write(&tmp, body).await?;
-    tokio::fs::rename(&tmp, path).await
 }
 
 /// Elapsed time as the summary prints it.

@@ -5,11 +5,13 @@
 //! the same key, a HEAD answers "already done" without any database, and a
 //! future change of recipe gets new keys instead of colliding with old ones.
 //!
-//! A marker object per URL (`<prefix>.batchimg/url/<blake3 of the URL>`) names
-//! the key its image produced. A rerun, even with the journal and the work
-//! directory gone, finds the marker and HEADs the key instead of downloading.
+//! An empty marker object per URL, `<prefix>.batchimg/url/<blake3 of the
+//! URL>/<object name>`, records which object the URL's image produced, in its
+//! name. A rerun, even with the journal and the work directory gone, lists the
+//! markers (one request per thousand URLs) and HEADs the objects they name
+//! instead of downloading anything.
 
-use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 use crate::format::ImageFormat;
 use crate::store::join_key;
@@ -25,10 +27,20 @@ pub fn object_key(prefix: &str, source_hash: &[u8; 32], format: ImageFormat) -> 
     join_key(prefix, &format!("{}.{}", hex(&derived), format.extension()))
 }
 
-/// The key of the marker recording which object `url` produced.
-pub fn marker_key(prefix: &str, url: &str) -> String {
-    let derived = blake3::derive_key(MARKER_CONTEXT, url.as_bytes());
-    join_key(prefix, &format!(".batchimg/url/{}", hex(&derived)))
+/// Where markers live under `prefix`.
+pub fn marker_dir(prefix: &str) -> String {
+    join_key(prefix, ".batchimg/url/")
+}
+
+/// A URL's marker id: the derived blake3 of the URL, in hex.
+pub fn marker_id(url: &str) -> String {
+    hex(&blake3::derive_key(MARKER_CONTEXT, url.as_bytes()))
+}
+
+/// The marker saying that `url` produced the object `key`.
+pub fn marker_key(prefix: &str, url: &str, key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    format!("{}{}/{name}", marker_dir(prefix), marker_id(url))
 }
 
 /// Stable file name for a URL's download in the work directory (no extension).
@@ -36,30 +48,57 @@ pub fn download_stem(url: &str) -> String {
     hex(&blake3::hash(url.as_bytes()).as_bytes()[..16])
 }
 
-/// A marker's body.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct Marker {
-    pub v: u8,
-    pub key: String,
+/// Markers found by listing, up to where the listing stopped.
+#[derive(Debug, Default)]
+pub struct MarkerIndex {
+    /// Marker id → object name.
+    found: HashMap<String, String>,
+    /// The listing covered every id up to and including this one; `None`: all of them.
+    covered_to: Option<String>,
 }
 
-impl Marker {
-    pub fn new(key: &str) -> Marker {
-        Marker {
-            v: 1,
-            key: key.to_string(),
+/// What the index knows about one URL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The object name its marker gives, or `None`: it has no marker.
+    Known(Option<String>),
+    /// Past the end of a partial listing: ask the store.
+    Unknown,
+}
+
+impl MarkerIndex {
+    /// Adds one listed key (`<dir><id>/<name>`).
+    pub fn add(&mut self, dir: &str, listed: &str) {
+        if let Some((id, name)) = listed.strip_prefix(dir).and_then(|r| r.split_once('/'))
+            && !name.is_empty()
+        {
+            self.found.insert(id.to_string(), name.to_string());
         }
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a marker always serialises")
+    /// Records that the listing stopped after `last` (a key; "" when it
+    /// covered nothing), or was complete (`None`).
+    pub fn finish(&mut self, dir: &str, last: Option<&str>) {
+        self.covered_to = last.map(|k| {
+            let rest = k.strip_prefix(dir).unwrap_or("");
+            rest.split('/').next().unwrap_or(rest).to_string()
+        });
     }
 
-    /// `None` for a marker of another version or a foreign object.
-    pub fn parse(bytes: &[u8]) -> Option<Marker> {
-        serde_json::from_slice::<Marker>(bytes)
-            .ok()
-            .filter(|m| m.v == 1)
+    pub fn lookup(&self, id: &str) -> Lookup {
+        match &self.covered_to {
+            Some(end) if id > end.as_str() => Lookup::Unknown,
+            // The id at the very end may have been cut between its keys; it has one marker anyway.
+            _ => Lookup::Known(self.found.get(id).cloned()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
     }
 }
 
@@ -94,10 +133,32 @@ mod tests {
     }
 
     #[test]
-    fn markers_round_trip_and_reject_foreign_bodies() {
-        let m = Marker::new("k.jpg");
-        assert_eq!(Marker::parse(&m.to_bytes()), Some(m));
-        assert_eq!(Marker::parse(b"<html>"), None);
-        assert_eq!(Marker::parse(br#"{"v":2,"key":"x"}"#), None);
+    fn marker_names_carry_the_object_name() {
+        let key = object_key("p/", &[3; 32], ImageFormat::Png);
+        let marker = marker_key("p/", "http://a/x.png", &key);
+        assert!(marker.starts_with("p/.batchimg/url/"));
+        assert!(marker.ends_with(key.strip_prefix("p/").unwrap()));
+        let mut index = MarkerIndex::default();
+        index.add(&marker_dir("p/"), &marker);
+        index.finish(&marker_dir("p/"), None);
+        assert_eq!(
+            index.lookup(&marker_id("http://a/x.png")),
+            Lookup::Known(Some(key.strip_prefix("p/").unwrap().to_string()))
+        );
+        assert_eq!(
+            index.lookup(&marker_id("http://a/other.png")),
+            Lookup::Known(None)
+        );
+    }
+
+    #[test]
+    fn a_partial_listing_only_answers_for_what_it_covered() {
+        let dir = marker_dir("");
+        let mut index = MarkerIndex::default();
+        index.add(&dir, &format!("{dir}5555/k.jpg"));
+        index.finish(&dir, Some(&format!("{dir}5555/k.jpg")));
+        assert_eq!(index.lookup("4444"), Lookup::Known(None));
+        assert_eq!(index.lookup("5555"), Lookup::Known(Some("k.jpg".into())));
+        assert_eq!(index.lookup("6666"), Lookup::Unknown);
     }
 }

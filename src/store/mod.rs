@@ -46,6 +46,15 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Reads a whole object, or `None` when it does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
 
+    /// Up to `max` keys under `prefix` after `start_after`, in order, and
+    /// whether more follow.
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: i32,
+    ) -> impl Future<Output = Result<(Vec<String>, bool), StoreError>> + Send;
+
     /// The URL users see in the output CSV.
     fn object_url(&self, key: &str) -> String;
 }
@@ -163,6 +172,25 @@ pub mod memory {
         }
         async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
             Ok(self.objects.lock().unwrap().get(key).cloned())
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            max: i32,
+        ) -> Result<(Vec<String>, bool), StoreError> {
+            let mut keys: Vec<String> = self
+                .objects
+                .lock()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with(prefix) && start_after.is_none_or(|a| k.as_str() > a))
+                .cloned()
+                .collect();
+            keys.sort();
+            let more = keys.len() > max as usize;
+            keys.truncate(max as usize);
+            Ok((keys, more))
         }
         fn object_url(&self, key: &str) -> String {
             format!("memory:///{key}")

@@ -194,6 +194,34 @@ impl ObjectStore for S3Store {
         self.get_from(&self.bucket, key).await
     }
 
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: i32,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let (result, _) = with_retry(&self.retry, "LIST", || async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_start_after(start_after.map(String::from))
+                .max_keys(max)
+                .send()
+                .await
+                .map_err(|e| classify("LIST", prefix, e))?;
+            let keys = out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from))
+                .collect();
+            Ok((keys, out.is_truncated().unwrap_or(false)))
+        })
+        .await;
+        result
+    }
+
     fn object_url(&self, key: &str) -> String {
         let encoded: Vec<String> = key
             .split('/')
