@@ -17,6 +17,7 @@ run: build
 
 test: setup
 	$(CARGO) test --locked
+	scripts/lint-deploy.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -34,11 +34,13 @@ pub enum Command {
     ///
     /// Creates a journal in the state directory, so an interrupted run can be
     /// continued with `batchimg resume`.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Continue the run recorded in the state directory where it stopped.
     Resume(ResumeArgs),
     /// Show where the run in the state directory stands (read-only; safe during a run).
     Status(StatusArgs),
+    /// Merge the output and failed CSVs of a sharded run back into input order.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +84,21 @@ pub struct RunArgs {
     #[arg(long)]
     pub fresh: bool,
 
+    /// Process only shard K of N (K from 0): a deterministic share of the URLs.
+    /// `{shard}` in --output, --output-failed and --state-dir becomes K.
+    #[arg(
+        long,
+        value_name = "K/N",
+        env = "BATCHIMG_SHARD",
+        conflicts_with = "shard_count"
+    )]
+    pub shard: Option<String>,
+
+    /// Number of shards, with K taken from JOB_COMPLETION_INDEX (Kubernetes
+    /// Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job).
+    #[arg(long, value_name = "N", env = "BATCHIMG_SHARD_COUNT")]
+    pub shard_count: Option<u32>,
+
     /// Validate the input and the bucket, record the rows in the journal, and
     /// stop before downloading anything; `batchimg resume` does the work.
     #[arg(long)]
@@ -118,6 +135,41 @@ pub struct StatusArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The input CSV the shards were run on (local or s3://).
+    #[arg(long, short = 'i', value_name = "CSV")]
+    pub input: String,
+
+    /// Number of shards.
+    #[arg(long, value_name = "N")]
+    pub shard_count: u32,
+
+    /// The shards' output CSVs, with `{shard}` where the index goes.
+    #[arg(long, value_name = "PATTERN")]
+    pub from: String,
+
+    /// The shards' failed CSVs, with `{shard}` where the index goes.
+    #[arg(long, value_name = "PATTERN")]
+    pub from_failed: Option<String>,
+
+    /// The merged output CSV.
+    #[arg(long, short = 'o', value_name = "CSV")]
+    pub output: String,
+
+    /// The merged failed CSV.
+    #[arg(long, value_name = "CSV", requires = "from_failed")]
+    pub output_failed: Option<String>,
+
+    /// Region for s3:// paths.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// S3-compatible endpoint for s3:// paths (also AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -41,9 +41,10 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => commands::run::run(args).await,
+            Command::Run(args) => commands::run::run(*args).await,
             Command::Resume(args) => commands::resume::resume(args).await,
             Command::Status(args) => commands::status::status(args),
+            Command::Merge(args) => commands::merge::merge(args).await,
         }
     });
     // Blocking tasks (a conversion past its time limit) must not hold the exit.

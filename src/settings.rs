@@ -42,6 +42,77 @@ pub struct Settings {
     pub allow_private_networks: bool,
     /// Keep per-URL marker objects so a rerun can skip downloads.
     pub url_markers: bool,
+    /// This process's share of a sharded run.
+    pub shard: Option<Shard>,
+}
+
+/// Shard `index` of `count`: the URLs whose blake3 falls in it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The shard a URL belongs to, stable across runs, machines and versions.
+    pub fn of(url: &str, count: u32) -> u32 {
+        let hash = blake3::hash(url.as_bytes());
+        let head: [u8; 8] = hash.as_bytes()[..8].try_into().expect("8 bytes");
+        (u64::from_le_bytes(head) % u64::from(count)) as u32
+    }
+
+    pub fn contains(&self, url: &str) -> bool {
+        Shard::of(url, self.count) == self.index
+    }
+
+    /// Reads `K/N`, or N with K from the batch engine's index variable.
+    pub fn resolve(spec: Option<&str>, count: Option<u32>) -> anyhow::Result<Option<Shard>> {
+        let (index, count) = match (spec, count) {
+            (Some(spec), _) => {
+                let (k, n) = spec
+                    .split_once('/')
+                    .with_context(|| format!("--shard {spec:?}: expected K/N, e.g. 0/4"))?;
+                let k: u32 = k
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--shard {spec:?}: K is not a number"))?;
+                let n: u32 = n
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--shard {spec:?}: N is not a number"))?;
+                (k, n)
+            }
+            (None, Some(n)) => {
+                let var = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"]
+                    .into_iter()
+                    .find_map(|v| non_empty_env(v).map(|k| (v, k)));
+                let Some((var, k)) = var else {
+                    bail!(
+                        "--shard-count {n} needs the shard index: pass --shard K/{n}, or set \
+                         JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX"
+                    );
+                };
+                let k: u32 = k
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{var}={k:?} is not a number"))?;
+                (k, n)
+            }
+            (None, None) => return Ok(None),
+        };
+        if count == 0 || index >= count {
+            bail!("shard {index}/{count}: the index must be below the count, counting from 0");
+        }
+        Ok(Some(Shard { index, count }))
+    }
+
+    /// Replaces `{shard}` in a path or URL with the index.
+    pub fn expand(shard: Option<Shard>, text: &str) -> String {
+        match shard {
+            Some(s) => text.replace("{shard}", &s.index.to_string()),
+            None => text.to_string(),
+        }
+    }
 }
 
 /// The bucket and how to reach it.
@@ -126,13 +197,14 @@ impl Default for Limits {
 impl Settings {
     /// Resolves `batchimg run`'s flags and environment.
     pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
+        let shard = Shard::resolve(args.shard.as_deref(), args.shard_count)?;
         let store = resolve_store(&args.store).await?;
         let input = Location::parse(&args.input).context("--input")?;
-        let output = Location::parse(&args.output).context("--output")?;
+        let output = Location::parse(&Shard::expand(shard, &args.output)).context("--output")?;
         let output_failed = args
             .output_failed
             .as_deref()
-            .map(Location::parse)
+            .map(|o| Location::parse(&Shard::expand(shard, o)))
             .transpose()
             .context("--output-failed")?;
         if Some(&output) == output_failed.as_ref() || output == input {
@@ -143,7 +215,7 @@ impl Settings {
             output,
             output_failed,
             store,
-            work_dir: default_work_dir(&args.state.state_dir),
+            work_dir: default_work_dir(&state_dir(&args.state.state_dir, shard)),
             delete_local: false,
             concurrency: Concurrency {
                 downloads: 32,
@@ -159,6 +231,7 @@ impl Settings {
             limits: Limits::default(),
             allow_private_networks: false,
             url_markers: true,
+            shard,
         };
         settings.apply(&args.tuning)?;
         Ok(settings)
@@ -234,9 +307,34 @@ impl Settings {
     }
 }
 
+/// The state directory, with `{shard}` expanded; shards left at the default
+/// directory get one each, so several can run from one directory.
+pub fn state_dir(dir: &Path, shard: Option<Shard>) -> PathBuf {
+    match shard {
+        Some(s) if dir == Path::new(".batchimg") => dir.join(format!("shard-{}", s.index)),
+        _ => PathBuf::from(Shard::expand(shard, &dir.to_string_lossy())),
+    }
+}
+
 /// The work directory sits inside the state directory unless moved.
 pub fn default_work_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("work")
+}
+
+/// The store settings for reading and writing `s3://` CSVs of `bucket` only.
+pub async fn store_for_paths(
+    bucket: &str,
+    region: Option<&str>,
+    endpoint: Option<&str>,
+) -> anyhow::Result<StoreSettings> {
+    resolve_store(&StoreArgs {
+        bucket: Some(bucket.to_string()),
+        region: region.map(String::from),
+        prefix: String::new(),
+        endpoint_url: endpoint.map(String::from),
+        role_arn: non_empty_env("AWS_ROLE_ARN"),
+    })
+    .await
 }
 
 async fn resolve_store(args: &StoreArgs) -> anyhow::Result<StoreSettings> {
@@ -290,4 +388,40 @@ async fn region_from_default_or_profile() -> Option<String> {
 
 fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_urls_deterministically() {
+        let urls: Vec<String> = (0..1000).map(|i| format!("https://a/{i}.jpg")).collect();
+        let mut sizes = [0; 4];
+        for u in &urls {
+            let k = Shard::of(u, 4);
+            assert_eq!(k, Shard::of(u, 4));
+            let owners = (0..4)
+                .filter(|&i| Shard { index: i, count: 4 }.contains(u))
+                .count();
+            assert_eq!(owners, 1, "{u} belongs to exactly one shard");
+            sizes[k as usize] += 1;
+        }
+        assert!(sizes.iter().all(|&n| n > 200), "balanced: {sizes:?}");
+    }
+
+    #[test]
+    fn shard_specs_are_checked() {
+        assert_eq!(
+            Shard::resolve(Some("1/4"), None).unwrap(),
+            Some(Shard { index: 1, count: 4 })
+        );
+        for bad in ["4/4", "a/4", "1", "1/0"] {
+            assert!(Shard::resolve(Some(bad), None).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Shard::expand(Some(Shard { index: 3, count: 4 }), "out-{shard}.csv"),
+            "out-3.csv"
+        );
+    }
 }

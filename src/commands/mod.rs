@@ -1,5 +1,6 @@
 //! One module per subcommand; `execute` is the part `run` and `resume` share.
 
+pub mod merge;
 pub mod resume;
 pub mod run;
 pub mod status;
@@ -221,16 +222,16 @@ async fn publish_results(
     .map_err(|e| fatal(anyhow::anyhow!(e)))?
     .map_err(fatal)?;
     let (out, failed_file) = staged;
-    commit_file(out, &settings.output, store).await?;
+    commit_file(out, &settings.output, Some(store)).await?;
     if let (Some(file), Some(loc)) = (failed_file, &settings.output_failed) {
-        commit_file(file, loc, store).await?;
+        commit_file(file, loc, Some(store)).await?;
     }
     Ok(written)
 }
 
 /// A temporary file next to a local target (so the rename is atomic), or in
 /// the temp directory for an S3 target.
-fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTempFile> {
+pub(crate) fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTempFile> {
     match loc {
         Location::Local(path) => {
             let dir = match path.parent() {
@@ -249,10 +250,10 @@ fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTempFile> {
     }
 }
 
-async fn commit_file(
+pub(crate) async fn commit_file(
     file: tempfile::NamedTempFile,
     loc: &Location,
-    store: &S3Store,
+    store: Option<&S3Store>,
 ) -> Result<(), CommandError> {
     match loc {
         Location::Local(path) => {
@@ -271,6 +272,11 @@ async fn commit_file(
         Location::S3 { bucket, key } => {
             let body = std::fs::read(file.path()).map_err(|e| fatal(anyhow::anyhow!(e)))?;
             store
+                .ok_or_else(|| {
+                    usage(anyhow::anyhow!(
+                        "{loc}: s3:// paths need a region and credentials"
+                    ))
+                })?
                 .put_to(bucket, key, body.into(), "text/csv")
                 .await
                 .map_err(|e| {

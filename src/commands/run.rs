@@ -1,5 +1,6 @@
 //! `batchimg run`: validate the input, record it in a new journal, process it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cli::RunArgs;
@@ -7,30 +8,30 @@ use crate::error::{CommandError, ExitStatus, fatal, usage};
 use crate::journal::{CreateError, Journal, RunInfo, now_ms};
 use crate::location::Location;
 use crate::manifest;
-use crate::settings::Settings;
+use crate::settings::{Settings, state_dir};
+use crate::store::s3::S3Store;
 
 pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
     let settings = Settings::for_run(&args).await.map_err(usage)?;
     super::check_output_dirs(&settings)?;
-    let Location::Local(input) = &settings.input else {
-        return Err(usage(anyhow::anyhow!("s3:// inputs are not supported yet")));
-    };
-    let input = input.clone();
-    // The header is checked before anything else, the rows while they are recorded.
-    let rows = manifest::read_input(&input).map_err(usage)?;
-    let store = super::connect_store(&settings).await?;
+    let state_dir = state_dir(&args.state.state_dir, settings.shard);
 
-    let input_hash = {
-        let path = input.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_reader(std::fs::File::open(path)?)?;
-            Ok(hasher.finalize().to_hex().to_string())
-        })
-        .await
-        .map_err(|e| fatal(anyhow::anyhow!(e)))?
-        .map_err(|e| usage(anyhow::anyhow!("cannot read {}: {e}", input.display())))?
+    // A local input's header is checked before anything else; an S3 input
+    // needs the store first. The rows are checked while they are recorded.
+    let (store, input, _downloaded) = match &settings.input {
+        Location::Local(path) => {
+            manifest::read_input(path).map_err(usage)?;
+            (super::connect_store(&settings).await?, path.clone(), None)
+        }
+        Location::S3 { bucket, key } => {
+            let store = super::connect_store(&settings).await?;
+            let file = download_input(&store, bucket, key).await?;
+            (store, file.path().to_path_buf(), Some(file))
+        }
     };
+    let rows = manifest::read_input(&input).map_err(usage)?;
+
+    let input_hash = hash_input(input.clone()).await?;
     let now = now_ms();
     let info = RunInfo {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -43,12 +44,17 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
         session_started_ms: now,
         session_done_at_start: 0,
     };
-    let state_dir = args.state.state_dir.clone();
     let fresh = args.fresh;
+    let shard = settings.shard;
     let started = std::time::Instant::now();
+    let dir = state_dir.clone();
     let journal = tokio::task::spawn_blocking(move || {
+        let rows = rows.filter(move |r| match (r, shard) {
+            (Ok((_, url)), Some(s)) => s.contains(url),
+            _ => true,
+        });
         Journal::create(
-            &state_dir,
+            &dir,
             info,
             fresh,
             rows.map(|r| r.map_err(anyhow::Error::from)),
@@ -64,6 +70,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
     tracing::info!(
         rows = info.rows,
         duplicates = info.duplicates,
+        shard = ?settings.shard.map(|s| format!("{}/{}", s.index, s.count)),
         ms = started.elapsed().as_millis() as u64,
         "input recorded in the journal"
     );
@@ -72,4 +79,38 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
         return Ok(ExitStatus::Success);
     }
     super::execute(journal, store, Arc::new(settings), false).await
+}
+
+/// Copies an `s3://` input to a temporary file.
+pub async fn download_input(
+    store: &S3Store,
+    bucket: &str,
+    key: &str,
+) -> Result<tempfile::NamedTempFile, CommandError> {
+    let body = store.get_from(bucket, key).await.map_err(|e| {
+        usage(anyhow::anyhow!(
+            "cannot read s3://{bucket}/{key}: {}",
+            crate::pipeline::error_chain(&e)
+        ))
+    })?;
+    let body = body.ok_or_else(|| usage(anyhow::anyhow!("s3://{bucket}/{key} does not exist")))?;
+    let file = tempfile::Builder::new()
+        .prefix("batchimg-input-")
+        .suffix(".csv")
+        .tempfile()
+        .map_err(fatal)?;
+    std::fs::write(file.path(), &body).map_err(fatal)?;
+    Ok(file)
+}
+
+async fn hash_input(path: PathBuf) -> Result<String, CommandError> {
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(path)?)?;
+        Ok(hasher.finalize().to_hex().to_string())
+    })
+    .await
+    .map_err(|e| fatal(anyhow::anyhow!(e)))?
+    .map_err(|e| usage(anyhow::anyhow!("cannot read {shown}: {e}")))
 }

@@ -7,4 +7,5 @@ mod support;
 
 mod foundation;
 mod journal;
+mod shard;
 mod spec;
