@@ -286,4 +286,49 @@ mod tests {
         assert!(got[0].1.len() > 10 * 1024 * 1024);
         assert!(got[1].1.contains('\0'));
     }
+
+    mod properties {
+        //! Property tests: arbitrary files never panic the reader, and any list
+        //! of URLs written as CSV reads back unchanged.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        fn read_all(bytes: &[u8]) -> Result<Vec<(u64, String)>, String> {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("in.csv");
+            std::fs::write(&path, bytes).unwrap();
+            let rows = read_input(&path).map_err(|e| e.to_string())?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_give_rows_or_a_located_error(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut file = b"url\n".to_vec();
+                file.extend_from_slice(&body);
+                match read_all(&file) {
+                    Ok(rows) => prop_assert!(rows.iter().all(|(_, u)| !u.is_empty() && u.trim() == u)),
+                    Err(e) => prop_assert!(e.contains("line "), "{e}"),
+                }
+            }
+
+            #[test]
+            fn urls_written_as_csv_read_back_unchanged(
+                urls in proptest::collection::vec("[^\\s\\x00-\\x1f][^\\x00-\\x1f]{0,60}[^\\s\\x00-\\x1f]", 0..40)
+            ) {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                w.write_record(["url"]).unwrap();
+                for u in &urls {
+                    w.write_record([u]).unwrap();
+                }
+                let got = read_all(&w.into_inner().unwrap()).unwrap();
+                let got: Vec<String> = got.into_iter().map(|(_, u)| u).collect();
+                prop_assert_eq!(got, urls);
+            }
+        }
+    }
 }

@@ -98,9 +98,19 @@ pub fn init(limits: &Limits) -> Result<(), String> {
         apply_policy()?;
         let set = |r, v: u64| MagickWand::set_resource_limit(r, v).map_err(|e| e.to_string());
         set(ResourceType::Thread, 1)?;
-        // Backstops behind the ping check; ListLength bounds frames in a GIF.
-        set(ResourceType::Width, u64::from(limits.max_width))?;
-        set(ResourceType::Height, u64::from(limits.max_height))?;
+        // Hard backstops far behind the ping check, which enforces the
+        // configured limits with a clear error: ImageMagick hands these to
+        // libpng, which would otherwise reject a large header as "invalid".
+        const BACKSTOP: u64 = 1 << 20;
+        set(
+            ResourceType::Width,
+            u64::from(limits.max_width).max(BACKSTOP),
+        )?;
+        set(
+            ResourceType::Height,
+            u64::from(limits.max_height).max(BACKSTOP),
+        )?;
+        // ListLength bounds the frames of a GIF.
         set(ResourceType::ListLength, 10_000)?;
         Ok(())
     })
@@ -274,5 +284,273 @@ fn truncation_warning(wand: &MagickWand) -> Option<String> {
     } else {
         tracing::debug!(warning = %message, "ImageMagick warning tolerated");
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Conversions of real images made with ImageMagick itself, under the
+    //! policy batchimg applies (these tests share one process-wide policy).
+
+    use super::*;
+    use magick_rust::{AlphaChannelOption, OrientationType, PixelWand};
+
+    fn limits() -> Limits {
+        let l = Limits::default();
+        init(&l).expect("ImageMagick set-up");
+        l
+    }
+
+    /// An image from raw pixels laid out as `map`, encoded as `coder`.
+    fn make(
+        width: usize,
+        height: usize,
+        map: &str,
+        pixels: &[u8],
+        coder: &str,
+        depth: usize,
+    ) -> Vec<u8> {
+        limits();
+        let mut wand = MagickWand::new();
+        let mut bg = PixelWand::new();
+        bg.set_color("black").unwrap();
+        wand.new_image(width, height, &bg).unwrap();
+        if map.contains('A') {
+            wand.set_image_alpha_channel(AlphaChannelOption::Set)
+                .unwrap();
+        }
+        if map == "CMYK" {
+            wand.set_image_colorspace(ColorspaceType::CMYK).unwrap();
+        }
+        wand.import_image_pixels(0, 0, width, height, pixels, map)
+            .unwrap();
+        wand.set_image_depth(depth).unwrap();
+        wand.write_image_blob(coder).unwrap()
+    }
+
+    fn colourful(width: usize, height: usize, channels: usize) -> Vec<u8> {
+        (0..width * height * channels)
+            .map(|i| ((i * 37) % 251) as u8)
+            .collect()
+    }
+
+    fn decode(bytes: &[u8]) -> MagickWand {
+        let wand = MagickWand::new();
+        wand.read_image_blob(bytes).unwrap();
+        wand
+    }
+
+    fn all_gray(wand: &MagickWand) -> bool {
+        let mut gray = true;
+        wand.reset_iterator();
+        while wand.next_image() {
+            let (w, h) = (wand.get_image_width(), wand.get_image_height());
+            let px = wand.export_image_pixels(0, 0, w, h, "RGB").unwrap();
+            gray &= px.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]);
+        }
+        gray
+    }
+
+    #[test]
+    fn each_format_stays_itself_and_turns_gray() {
+        let l = limits();
+        for (coder, format) in [
+            ("JPEG", ImageFormat::Jpeg),
+            ("PNG", ImageFormat::Png),
+            ("WEBP", ImageFormat::Webp),
+            ("TIFF", ImageFormat::Tiff),
+            ("BMP", ImageFormat::Bmp),
+            ("GIF", ImageFormat::Gif),
+        ] {
+            let source = make(30, 20, "RGB", &colourful(30, 20, 3), coder, 8);
+            assert_eq!(ImageFormat::sniff(&source), Some(format), "{coder}");
+            let out = grayscale(&source, format, &l).unwrap_or_else(|e| panic!("{coder}: {e}"));
+            assert_eq!(
+                ImageFormat::sniff(&out.bytes),
+                Some(format),
+                "{coder} in, {coder} out"
+            );
+            let wand = decode(&out.bytes);
+            assert_eq!(
+                (wand.get_image_width(), wand.get_image_height()),
+                (30, 20),
+                "{coder}"
+            );
+            if format != ImageFormat::Webp {
+                // WebP is lossy in RGB; its channels may differ by rounding.
+                assert!(all_gray(&wand), "{coder}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_gif_frame_is_converted() {
+        let l = limits();
+        let mut anim = MagickWand::new();
+        for i in 0..3 {
+            let frame = decode(&make(
+                16,
+                16,
+                "RGB",
+                &colourful(16, 16, 3)[i..].repeat(2)[..16 * 16 * 3],
+                "GIF",
+                8,
+            ));
+            anim.add_image(&frame).unwrap();
+        }
+        let source = anim.write_images_blob("GIF").unwrap();
+        let out = grayscale(&source, ImageFormat::Gif, &l).unwrap();
+        assert_eq!(out.frames, 3);
+        let wand = decode(&out.bytes);
+        assert_eq!(wand.get_number_images(), 3);
+        assert!(all_gray(&wand));
+    }
+
+    #[test]
+    fn alpha_is_kept() {
+        let l = limits();
+        let mut rgba = colourful(20, 10, 4);
+        for (i, px) in rgba.chunks_mut(4).enumerate() {
+            px[3] = (i % 20 * 12) as u8;
+        }
+        let source = make(20, 10, "RGBA", &rgba, "PNG", 8);
+        let out = grayscale(&source, ImageFormat::Png, &l).unwrap();
+        let wand = decode(&out.bytes);
+        assert!(wand.get_image_alpha_channel());
+        let alpha = wand.export_image_pixels(0, 0, 20, 1, "A").unwrap();
+        let want: Vec<u8> = (0..20).map(|x| (x * 12) as u8).collect();
+        assert_eq!(alpha, want);
+    }
+
+    #[test]
+    fn cmyk_sixteen_bit_and_gray_inputs_convert_correctly() {
+        let l = limits();
+        // All-zero CMYK is white: a converter that ignores CMYK makes it black.
+        let white_cmyk = make(8, 8, "CMYK", &[0u8; 8 * 8 * 4], "JPEG", 8);
+        let out = grayscale(&white_cmyk, ImageFormat::Jpeg, &l).unwrap();
+        let px = decode(&out.bytes)
+            .export_image_pixels(0, 0, 8, 8, "R")
+            .unwrap();
+        assert!(px.iter().all(|&v| v > 240), "CMYK white came out {px:?}");
+
+        let deep = {
+            let mut wand = MagickWand::new();
+            let mut bg = PixelWand::new();
+            bg.set_color("black").unwrap();
+            wand.new_image(10, 10, &bg).unwrap();
+            // Values no 8-bit image can hold, so the PNG must stay 16-bit.
+            let px: Vec<f64> = (0..300)
+                .map(|i| (i * 997 % 65521) as f64 / 65535.0)
+                .collect();
+            wand.import_image_pixels_double(0, 0, 10, 10, &px, "RGB")
+                .unwrap();
+            wand.set_image_depth(16).unwrap();
+            wand.write_image_blob("PNG").unwrap()
+        };
+        assert_eq!(decode(&deep).get_image_depth(), 16);
+        let out = grayscale(&deep, ImageFormat::Png, &l).unwrap();
+        let wand = decode(&out.bytes);
+        assert_eq!(wand.get_image_depth(), 16, "16-bit stays 16-bit");
+        assert!(all_gray(&wand));
+
+        let gray = grayscale(&out.bytes, ImageFormat::Png, &l).unwrap();
+        assert!(
+            all_gray(&decode(&gray.bytes)),
+            "an already-gray image works"
+        );
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_then_stripped() {
+        let l = limits();
+        let mut wand = decode(&make(40, 20, "RGB", &colourful(40, 20, 3), "JPEG", 8));
+        // Orientation 6: the camera was turned; viewers rotate 90° clockwise.
+        wand.set_image_orientation(OrientationType::RightTop)
+            .unwrap();
+        let profile = exif_with_orientation(6);
+        wand.profile_image("exif", Some(profile.as_slice()))
+            .unwrap();
+        let source = wand.write_image_blob("JPEG").unwrap();
+        let out = grayscale(&source, ImageFormat::Jpeg, &l).unwrap();
+        let wand = decode(&out.bytes);
+        assert_eq!((wand.get_image_width(), wand.get_image_height()), (20, 40));
+        assert!(
+            wand.get_image_property("exif:Orientation").is_err(),
+            "metadata stripped"
+        );
+    }
+
+    /// A minimal little-endian EXIF block holding only an orientation.
+    fn exif_with_orientation(value: u16) -> Vec<u8> {
+        let mut e = b"Exif\0\0II*\0\x08\0\0\0\x01\0".to_vec();
+        e.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0]);
+        e.extend_from_slice(&value.to_le_bytes());
+        e.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        e
+    }
+
+    #[test]
+    fn dangerous_coders_are_refused_even_if_the_sniffing_were_bypassed() {
+        let l = limits();
+        let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><image href="file:///etc/passwd"/></svg>"#;
+        let mvg = b"push graphic-context\nviewbox 0 0 10 10\nimage over 0,0 0,0 'file:///etc/passwd'\npop graphic-context\n";
+        let ps = b"%!PS-Adobe-3.0\n/Times findfont 12 scalefont setfont\nnewpath 0 0 moveto (x) show showpage\n";
+        for (name, data) in [("SVG", &svg[..]), ("MVG", &mvg[..]), ("PS", &ps[..])] {
+            let result = grayscale(data, ImageFormat::Png, &l);
+            assert!(result.is_err(), "{name} must not decode");
+        }
+        for coder in DANGEROUS {
+            assert!(
+                !authorized(
+                    bindings::PolicyDomain::Coder,
+                    bindings::PolicyRights::Read,
+                    coder
+                ),
+                "{coder}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_from_its_header_in_milliseconds() {
+        let l = limits();
+        let bomb = png_bomb(60_000, 60_000);
+        assert!(bomb.len() < 2_000_000, "{} bytes", bomb.len());
+        let started = std::time::Instant::now();
+        let err = grayscale(&bomb, ImageFormat::Png, &l).unwrap_err();
+        assert!(matches!(err, ConvertError::TooLarge { .. }), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A real 1-bit PNG of `w`×`h` black pixels: tiny on disk, gigabytes decoded.
+    pub fn png_bomb(w: u32, h: u32) -> Vec<u8> {
+        use std::io::Write;
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[1, 0, 0, 0, 0]);
+        chunk(&mut png, b"IHDR", &ihdr);
+        let row = vec![0u8; 1 + (w as usize).div_ceil(8)];
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..h {
+            z.write_all(&row).unwrap();
+        }
+        chunk(&mut png, b"IDAT", &z.finish().unwrap());
+        chunk(&mut png, b"IEND", &[]);
+        png
     }
 }

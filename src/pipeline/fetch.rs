@@ -185,6 +185,18 @@ impl Fetcher {
             .await
             .map_err(request_error)?;
         let status = response.status();
+        // reqwest hands back, unfollowed, redirects to schemes it cannot fetch.
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere");
+            let to = crate::redact::RawUrl(to);
+            return Err(FetchError::Blocked(format!(
+                "redirect to {to} not followed (only http and https)"
+            )));
+        }
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),

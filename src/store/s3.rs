@@ -54,7 +54,12 @@ impl S3Store {
         if let Some(endpoint) = &settings.endpoint {
             config = config.endpoint_url(endpoint).force_path_style(true);
         }
-        if let Some(arn) = &settings.role_arn {
+        // With a web identity token (EKS IRSA, GitHub OIDC), the default chain
+        // already assumes AWS_ROLE_ARN; assuming it again would need the role
+        // to trust itself.
+        let web_identity =
+            std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some_and(|v| !v.is_empty());
+        if let Some(arn) = settings.role_arn.as_ref().filter(|_| !web_identity) {
             let provider = AssumeRoleProvider::builder(arn)
                 .session_name("batchimg")
                 .configure(&base)

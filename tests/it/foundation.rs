@@ -46,3 +46,21 @@ async fn a_colour_jpeg_becomes_a_grayscale_object_named_in_the_csv() {
     );
     env.s3.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_png_with_alpha_stays_a_png_with_the_same_alpha() {
+    let env = Env::new().await;
+    let source = images::png_with_alpha(64, 32, 2);
+    let url = env.http.route("/badge.png", Reply::png(source.clone()));
+    let input = env.input("in.csv", &[url]);
+    let run = env.run_input(&input, &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows = env.csv("out.csv");
+    let key = env.key_of_s3url(&rows[1][3]);
+    assert!(key.ends_with(".png"), "{key}");
+    let object = env.s3.object(&key).unwrap();
+    let seen = images::inspect(&object);
+    assert_eq!((seen.format.as_str(), seen.frames, seen.depth), ("PNG", 1, 8));
+    assert!(seen.gray_pixels && seen.has_alpha, "{seen:?}");
+    assert_eq!(images::alpha_row(&object), images::alpha_row(&source));
+}

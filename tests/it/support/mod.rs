@@ -511,6 +511,16 @@ impl Env {
         }
     }
 
+    /// Runs `batchimg <args>` and bounds its peak RSS, in megabytes: the
+    /// largest of any child this test process has reaped, so an upper bound.
+    pub async fn run_measured(&self, args: &[&str]) -> (Run, f64) {
+        let run = self.run(args).await;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+        (run, usage.ru_maxrss as f64 / 1024.0)
+    }
+
     /// `batchimg run --input <input> --output out.csv --output-failed failed.csv <extra>`.
     pub async fn run_input(&self, input: &Path, extra: &[&str]) -> Run {
         let input = input.to_str().unwrap();
