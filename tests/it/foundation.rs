@@ -60,7 +60,10 @@ async fn a_png_with_alpha_stays_a_png_with_the_same_alpha() {
     assert!(key.ends_with(".png"), "{key}");
     let object = env.s3.object(&key).unwrap();
     let seen = images::inspect(&object);
-    assert_eq!((seen.format.as_str(), seen.frames, seen.depth), ("PNG", 1, 8));
+    assert_eq!(
+        (seen.format.as_str(), seen.frames, seen.depth),
+        ("PNG", 1, 8)
+    );
     assert!(seen.gray_pixels && seen.has_alpha, "{seen:?}");
     assert_eq!(images::alpha_row(&object), images::alpha_row(&source));
 }
