@@ -11,7 +11,8 @@
 //!
 //! Environment: BENCH_IMAGES (default 500), BENCH_WIDTH (default 1000), and
 //! BENCH_WRAP, a command to run the first batchimg run under (a profiler), and
-//! BENCH_ARGS, extra options for both batchimg runs.
+//! BENCH_ARGS, extra options for both batchimg runs; BENCH_S3_WORKERS, the
+//! local S3 server's async worker threads (default 1).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -199,6 +200,12 @@ impl S3 {
             .arg(&data)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // The stand-in for S3 shares our two cores; one async worker keeps
+            // its file I/O hand-offs from spinning against batchimg's threads.
+            .env(
+                "TOKIO_WORKER_THREADS",
+                std::env::var("BENCH_S3_WORKERS").unwrap_or("1".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .expect("s3s-fs: run `make setup` first");

@@ -582,7 +582,7 @@ impl<S: ObjectStore> Pipeline<S> {
             Lookup::Known(name) => name,
             Lookup::Unknown => {
                 let _slot = self.uploads.acquire().await.expect("never closed");
-                let dir = format!("{}{id}/", marker_dir(prefix));
+                let dir = format!("{}{id}.", marker_dir(prefix));
                 let listed = self.store.list(&dir, None, 1).await;
                 let (keys, _) = self.store_result(listed).map_err(store_failure)?;
                 keys.first()

@@ -6,8 +6,9 @@
 //! future change of recipe gets new keys instead of colliding with old ones.
 //!
 //! An empty marker object per URL, `<prefix>.batchimg/url/<blake3 of the
-//! URL>/<object name>`, records which object the URL's image produced, in its
-//! name. A rerun, even with the journal and the work directory gone, lists the
+//! URL>.<object name>`, records which object the URL's image produced, in its
+//! name. (Flat names: one folder per marker made a local S3 server's PUT
+//! several times dearer.) A rerun, even with the journal and the work directory gone, lists the
 //! markers (one request per thousand URLs) and HEADs the objects they name
 //! instead of downloading anything.
 
@@ -40,7 +41,7 @@ pub fn marker_id(url: &str) -> String {
 /// The marker saying that `url` produced the object `key`.
 pub fn marker_key(prefix: &str, url: &str, key: &str) -> String {
     let name = key.rsplit('/').next().unwrap_or(key);
-    format!("{}{}/{name}", marker_dir(prefix), marker_id(url))
+    format!("{}{}.{name}", marker_dir(prefix), marker_id(url))
 }
 
 /// Stable file name for a URL's download in the work directory (no extension).
@@ -67,9 +68,9 @@ pub enum Lookup {
 }
 
 impl MarkerIndex {
-    /// Adds one listed key (`<dir><id>/<name>`).
+    /// Adds one listed key (`<dir><id>.<name>`).
     pub fn add(&mut self, dir: &str, listed: &str) {
-        if let Some((id, name)) = listed.strip_prefix(dir).and_then(|r| r.split_once('/'))
+        if let Some((id, name)) = listed.strip_prefix(dir).and_then(|r| r.split_once('.'))
             && !name.is_empty()
         {
             self.found.insert(id.to_string(), name.to_string());
@@ -81,7 +82,7 @@ impl MarkerIndex {
     pub fn finish(&mut self, dir: &str, last: Option<&str>) {
         self.covered_to = last.map(|k| {
             let rest = k.strip_prefix(dir).unwrap_or("");
-            rest.split('/').next().unwrap_or(rest).to_string()
+            rest.split('.').next().unwrap_or(rest).to_string()
         });
     }
 
@@ -155,8 +156,8 @@ mod tests {
     fn a_partial_listing_only_answers_for_what_it_covered() {
         let dir = marker_dir("");
         let mut index = MarkerIndex::default();
-        index.add(&dir, &format!("{dir}5555/k.jpg"));
-        index.finish(&dir, Some(&format!("{dir}5555/k.jpg")));
+        index.add(&dir, &format!("{dir}5555.k.jpg"));
+        index.finish(&dir, Some(&format!("{dir}5555.k.jpg")));
         assert_eq!(index.lookup("4444"), Lookup::Known(None));
         assert_eq!(index.lookup("5555"), Lookup::Known(Some("k.jpg".into())));
         assert_eq!(index.lookup("6666"), Lookup::Unknown);
