@@ -173,7 +173,13 @@ async fn oversized_downloads_and_decompression_bombs_are_refused_quickly_in_flat
         line.contains("image-too-large") && line.contains("60000x60000"),
         "{line}"
     );
-    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    // Process start and the bucket check included: the image itself is refused
+    // from its header, before a pixel is decoded (3.6 billion of them).
+    assert!(
+        started.elapsed().as_secs_f64() < 3.0,
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         rss_mb < 300.0,
         "peak RSS {rss_mb:.0} MB: the bomb was decoded"
@@ -198,7 +204,7 @@ fn bomb_png() -> Vec<u8> {
     ihdr.extend_from_slice(&[1, 0, 0, 0, 0]);
     chunk(&mut png, b"IHDR", &ihdr);
     let row = vec![0u8; 1 + (w as usize).div_ceil(8)];
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     for _ in 0..h {
         z.write_all(&row).unwrap();
     }
