@@ -79,6 +79,16 @@ pub struct Pipeline<S> {
     stop: CancellationToken,
 }
 
+/// What each stage did for one row, for its log line.
+#[derive(Debug, Default)]
+struct Stages {
+    download_bytes: u64,
+    download_ms: u64,
+    convert_ms: u64,
+    output_bytes: u64,
+    upload_ms: u64,
+}
+
 /// A downloaded image, ready to convert.
 struct Source {
     path: PathBuf,
@@ -218,7 +228,8 @@ impl<S: ObjectStore> Pipeline<S> {
         let started = Instant::now();
         rec.attempts += 1;
         let original = rec.clone();
-        let outcome = std::panic::AssertUnwindSafe(self.advance(row, &mut rec))
+        let mut stages = Stages::default();
+        let outcome = std::panic::AssertUnwindSafe(self.advance(row, &mut rec, &mut stages))
             .catch_unwind()
             .await;
         let outcome = outcome.unwrap_or_else(|panic| {
@@ -240,6 +251,11 @@ impl<S: ObjectStore> Pipeline<S> {
                     url = %RawUrl(&rec.url),
                     key = rec.key.as_deref().unwrap_or(""),
                     reused = rec.reused,
+                    download_bytes = stages.download_bytes,
+                    download_ms = stages.download_ms,
+                    convert_ms = stages.convert_ms,
+                    output_bytes = stages.output_bytes,
+                    upload_ms = stages.upload_ms,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "{}",
                     if rec.reused { "already in the bucket" } else { "uploaded" }
@@ -271,7 +287,12 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     /// Moves a row as far as it goes; `Ok` means it is in the bucket.
-    async fn advance(&self, row: u64, rec: &mut JobRecord) -> Result<(), Failure> {
+    async fn advance(
+        &self,
+        row: u64,
+        rec: &mut JobRecord,
+        stages: &mut Stages,
+    ) -> Result<(), Failure> {
         rec.error = None;
         let url = parse_url(&rec.url)?;
         let log_url = Redacted(&url).to_string();
@@ -305,6 +326,8 @@ impl<S: ObjectStore> Pipeline<S> {
                     self.fetcher.fetch(&url, &stem).await
                 };
                 let d = d.map_err(|(e, attempts)| fetch_failure(e, attempts))?;
+                stages.download_bytes = d.bytes;
+                stages.download_ms = d.elapsed.as_millis() as u64;
                 tracing::debug!(
                     row, url = %log_url, bytes = d.bytes, attempts = d.attempts,
                     ms = d.elapsed.as_millis() as u64, format = %d.format, "download done"
@@ -360,7 +383,9 @@ impl<S: ObjectStore> Pipeline<S> {
                 };
             }
         };
-        let result = self.convert_and_upload(row, rec, source, &key).await;
+        let result = self
+            .convert_and_upload(row, rec, source, &key, stages)
+            .await;
         *guard = Some(match &result {
             Ok(()) => Shared::Stored {
                 output: rec.output_path.clone(),
@@ -385,6 +410,7 @@ impl<S: ObjectStore> Pipeline<S> {
         rec: &mut JobRecord,
         source: Source,
         key: &str,
+        stages: &mut Stages,
     ) -> Result<(), Failure> {
         let format = source.format;
         let exists = {
@@ -405,7 +431,10 @@ impl<S: ObjectStore> Pipeline<S> {
         let body = match self.intact_output(rec, &output_path).await {
             Some(body) => body,
             None => {
+                let started = Instant::now();
                 let body = self.convert(row, source, &output_path).await?;
+                stages.convert_ms = started.elapsed().as_millis() as u64;
+                stages.output_bytes = body.len() as u64;
                 rec.state = JobState::Processed;
                 rec.output_path = Some(output_path.clone());
                 self.record(row, rec);
@@ -421,6 +450,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 .await
         };
         let outcome = self.store_result(put).map_err(store_failure)?;
+        stages.upload_ms = started.elapsed().as_millis() as u64;
         tracing::debug!(
             row,
             key,
