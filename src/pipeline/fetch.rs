@@ -95,6 +95,8 @@ pub struct Fetcher {
     policy: NetPolicy,
     limits: Limits,
     retry: RetryPolicy,
+    /// Downloads in flight, all hosts together.
+    slots: Semaphore,
     per_host_limit: usize,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -104,6 +106,7 @@ impl Fetcher {
         policy: NetPolicy,
         limits: Limits,
         retry: RetryPolicy,
+        downloads: usize,
         per_host_limit: usize,
     ) -> Result<Fetcher, reqwest::Error> {
         let max_redirects = limits.max_redirects;
@@ -132,6 +135,7 @@ impl Fetcher {
             policy,
             limits,
             retry,
+            slots: Semaphore::new(downloads),
             per_host_limit,
             per_host: Mutex::new(HashMap::new()),
         })
@@ -150,7 +154,10 @@ impl Fetcher {
         let host = self.host_slot(url);
         let started = Instant::now();
         let (result, attempts) = with_retry(&self.retry, "download", || async {
-            let _permit = host.acquire().await.expect("semaphore never closed");
+            // The host's slot first: rows waiting on a busy host must not hold
+            // the download slots that other hosts could use.
+            let _host = host.acquire().await.expect("semaphore never closed");
+            let _slot = self.slots.acquire().await.expect("semaphore never closed");
             self.attempt(url, dest_stem).await
         })
         .await;

@@ -64,7 +64,6 @@ pub struct Pipeline<S> {
     fetcher: Fetcher,
     writer: Writer,
     reporter: Arc<dyn Reporter>,
-    downloads: Semaphore,
     converts: Arc<Semaphore>,
     uploads: Semaphore,
     work_in: PathBuf,
@@ -122,13 +121,18 @@ impl<S: ObjectStore> Pipeline<S> {
             allow_private: settings.allow_private_networks,
         };
         let c = settings.concurrency;
-        let fetcher = Fetcher::new(policy, settings.limits, settings.retry, c.per_host)?;
+        let fetcher = Fetcher::new(
+            policy,
+            settings.limits,
+            settings.retry,
+            c.downloads,
+            c.per_host,
+        )?;
         Ok(Pipeline {
             store,
             fetcher,
             writer,
             reporter,
-            downloads: Semaphore::new(c.downloads),
             converts: Arc::new(Semaphore::new(c.converts)),
             uploads: Semaphore::new(c.uploads),
             work_in: std::path::absolute(&work_in)?,
@@ -321,10 +325,7 @@ impl<S: ObjectStore> Pipeline<S> {
             Some(found) => found,
             None => {
                 let stem = self.work_in.join(upload::download_stem(&rec.url));
-                let d = {
-                    let _slot = self.downloads.acquire().await.expect("never closed");
-                    self.fetcher.fetch(&url, &stem).await
-                };
+                let d = self.fetcher.fetch(&url, &stem).await;
                 let d = d.map_err(|(e, attempts)| fetch_failure(e, attempts))?;
                 stages.download_bytes = d.bytes;
                 stages.download_ms = d.elapsed.as_millis() as u64;

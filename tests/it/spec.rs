@@ -451,3 +451,43 @@ async fn an_s3_outage_stops_the_run_clearly_and_loses_nothing() {
     assert_eq!(env.csv("failed.csv").len(), 1, "only the header");
     assert_eq!(env.s3.image_keys().len(), 12);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_host_does_not_starve_the_others() {
+    let env = Env::new().await;
+    // Same server, two host names: 127.0.0.1 is slow, localhost is fast.
+    let slow: Vec<String> = (0..8)
+        .map(|i| {
+            let reply = Reply::Delay(
+                std::time::Duration::from_millis(700),
+                Box::new(Reply::jpeg(images::jpeg(16, 16, 300 + i))),
+            );
+            env.http.route(&format!("/slow/{i}.jpg"), reply)
+        })
+        .collect();
+    let fast: Vec<String> = (0..4)
+        .map(|i| {
+            env.http
+                .route(
+                    &format!("/fast/{i}.jpg"),
+                    Reply::jpeg(images::jpeg(16, 16, 400 + i)),
+                )
+                .replace("127.0.0.1", "localhost")
+        })
+        .collect();
+    let input = env.input("in.csv", &[slow.clone(), fast.clone()].concat());
+    let run = env
+        .run_input(&input, &["--downloads", "4", "--per-host", "2"])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let finished: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" uploaded "))
+        .collect();
+    let first_four = finished[..4].join("\n");
+    assert!(
+        fast.iter().all(|u| first_four.contains(u.as_str())),
+        "the fast host's rows finish first:\n{first_four}"
+    );
+}
