@@ -159,7 +159,15 @@ impl<S: ObjectStore> Pipeline<S> {
         rows: u64,
     ) -> Stop {
         if self.settings.url_markers {
-            let index = self.list_markers(rows).await;
+            // At most one LIST per 200 rows to do: past that budget, a bucket
+            // full of other runs' markers is cheaper to ask about URL by URL.
+            let index = upload::list_markers(
+                &self.store,
+                &self.settings.store.prefix,
+                (rows / 200).max(2),
+                1000,
+            )
+            .await;
             let _ = self.markers.set(index);
         }
         let c = self.settings.concurrency;
@@ -567,38 +575,6 @@ impl<S: ObjectStore> Pipeline<S> {
         tokio::fs::read(path).await.ok().map(Bytes::from)
     }
 
-    /// Lists the markers, spending at most one request per 200 rows to do
-    /// work: past that budget, a bucket with many markers from other runs is
-    /// cheaper to ask about URL by URL.
-    async fn list_markers(&self, rows: u64) -> MarkerIndex {
-        let dir = marker_dir(&self.settings.store.prefix);
-        let budget = (rows / 200).max(2);
-        let mut index = MarkerIndex::default();
-        let mut after: Option<String> = None;
-        for _ in 0..budget {
-            match self.store.list(&dir, after.as_deref(), 1000).await {
-                Ok((keys, more)) => {
-                    for k in &keys {
-                        index.add(&dir, k);
-                    }
-                    if !more {
-                        index.finish(&dir, None);
-                        tracing::debug!(markers = index.len(), "listed every URL marker");
-                        return index;
-                    }
-                    after = keys.last().cloned();
-                }
-                Err(e) => {
-                    tracing::debug!(error = %error_chain(&e), "cannot list URL markers; asking per URL");
-                    break;
-                }
-            }
-        }
-        // Partial (or failed) listing: what it covered is known, the rest is asked for.
-        index.finish(&dir, Some(after.as_deref().unwrap_or("")));
-        index
-    }
-
     async fn marked_key(&self, url: &str) -> Result<Option<String>, Failure> {
         if !self.settings.url_markers {
             return Ok(None);
@@ -746,7 +722,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Elapsed time as the summary prints it.
+/// Items per second; zero when no time has passed.
 pub fn rate(done: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 { done as f64 / secs } else { 0.0 }

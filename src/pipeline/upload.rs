@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use crate::format::ImageFormat;
-use crate::store::join_key;
+use crate::store::{ObjectStore, join_key};
 
 /// Names the processing recipe. Change it whenever the output for a given
 /// input could change, and every key changes with it.
@@ -103,6 +103,40 @@ impl MarkerIndex {
     }
 }
 
+/// Lists the markers under `prefix`, at most `pages` requests of `page` keys.
+/// A listing cut short (or failed) still answers for the ids it covered.
+pub async fn list_markers<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    pages: u64,
+    page: i32,
+) -> MarkerIndex {
+    let dir = marker_dir(prefix);
+    let mut index = MarkerIndex::default();
+    let mut after: Option<String> = None;
+    for _ in 0..pages {
+        match store.list(&dir, after.as_deref(), page).await {
+            Ok((keys, more)) => {
+                for k in &keys {
+                    index.add(&dir, k);
+                }
+                if !more {
+                    index.finish(&dir, None);
+                    tracing::debug!(markers = index.len(), "listed every URL marker");
+                    return index;
+                }
+                after = keys.last().cloned();
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::pipeline::error_chain(&e), "cannot list URL markers; asking per URL");
+                break;
+            }
+        }
+    }
+    index.finish(&dir, Some(after.as_deref().unwrap_or("")));
+    index
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -161,5 +195,46 @@ mod tests {
         assert_eq!(index.lookup("4444"), Lookup::Known(None));
         assert_eq!(index.lookup("5555"), Lookup::Known(Some("k.jpg".into())));
         assert_eq!(index.lookup("6666"), Lookup::Unknown);
+    }
+
+    #[tokio::test]
+    async fn listing_pages_through_markers_within_its_budget() {
+        use crate::store::memory::MemoryStore;
+        let store = MemoryStore::default();
+        let urls: Vec<String> = (0..25).map(|i| format!("https://a/{i}.jpg")).collect();
+        for (i, u) in urls.iter().enumerate() {
+            let key = object_key("p/", &[i as u8; 32], ImageFormat::Jpeg);
+            store
+                .put(&marker_key("p/", u, &key), bytes::Bytes::new(), "")
+                .await
+                .unwrap();
+        }
+        store
+            .put("p/unrelated.jpg", bytes::Bytes::new(), "")
+            .await
+            .unwrap();
+
+        // Enough budget: every marker is known, and so is every absence.
+        let full = list_markers(&store, "p/", 10, 10).await;
+        assert_eq!(full.len(), 25);
+        for u in &urls {
+            assert!(
+                matches!(full.lookup(&marker_id(u)), Lookup::Known(Some(_))),
+                "{u}"
+            );
+        }
+        assert_eq!(
+            full.lookup(&marker_id("https://a/new.jpg")),
+            Lookup::Known(None)
+        );
+
+        // Two pages of ten: twenty known, the rest left to per-URL lookups.
+        let partial = list_markers(&store, "p/", 2, 10).await;
+        assert_eq!(partial.len(), 20);
+        let unknown = urls
+            .iter()
+            .filter(|u| partial.lookup(&marker_id(u)) == Lookup::Unknown)
+            .count();
+        assert_eq!(unknown, 5);
     }
 }

@@ -1,8 +1,9 @@
 //! The object store as the pipeline sees it: a few idempotent operations on keys.
 //!
-//! The trait exists so the pipeline's de-duplication logic can be unit-tested
-//! against an in-memory store; the real implementation is [`s3::S3Store`], and
-//! every end-to-end test drives it against a real S3-compatible server.
+//! The trait keeps the stages free of SDK types and lets the marker logic be
+//! unit-tested against an in-memory store; the real implementation is
+//! [`s3::S3Store`], which every end-to-end test drives against a real
+//! S3-compatible server.
 
 pub mod s3;
 
@@ -42,9 +43,6 @@ pub trait ObjectStore: Send + Sync + 'static {
         body: Bytes,
         content_type: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Reads a whole object, or `None` when it does not exist.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
 
     /// Up to `max` keys under `prefix` after `start_after`, in order, and
     /// whether more follow.
@@ -169,9 +167,6 @@ pub mod memory {
             self.puts.lock().unwrap().push(key.to_string());
             self.objects.lock().unwrap().insert(key.to_string(), body);
             Ok(())
-        }
-        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-            Ok(self.objects.lock().unwrap().get(key).cloned())
         }
         async fn list(
             &self,

@@ -195,10 +195,6 @@ impl ObjectStore for S3Store {
         self.put_to(&self.bucket, key, body, content_type).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        self.get_from(&self.bucket, key).await
-    }
-
     async fn list(
         &self,
         prefix: &str,
