@@ -12,7 +12,8 @@
 //! Environment: BENCH_IMAGES (default 500), BENCH_WIDTH (default 1000), and
 //! BENCH_WRAP, a command to run the first batchimg run under (a profiler), and
 //! BENCH_ARGS, extra options for both batchimg runs; BENCH_S3_WORKERS, the
-//! local S3 server's async worker threads (default 1).
+//! local S3 server's async worker threads (default 1); BENCH_BIN, another
+//! batchimg binary to measure (for A/B comparisons).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,9 @@ fn main() {
         bytes as f64 / count as f64 / 1024.0
     );
 
+    let (cpu0, sys0) = (own_cpu(), own_sys());
     let ceiling = ceiling(&images, cores);
+    let (ceiling_cpu, ceiling_sys) = (own_cpu() - cpu0, own_sys() - sys0);
     println!("conversion ceiling (in-process, {cores} threads, no I/O): {ceiling:.1} images/s");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -60,7 +63,6 @@ fn main() {
     let first = run_batchimg(root, work.path(), &csv, &s3.endpoint);
     assert_eq!(first.code, 0, "first run failed");
     let (http_cpu, s3_cpu) = (own_cpu() - bench_cpu0, process_cpu(s3.child.id()) - s3_cpu0);
-    let conversion_cpu = count as f64 * cores as f64 / ceiling;
     let e2e = count as f64 / first.wall.as_secs_f64();
     std::fs::remove_dir_all(work.path().join("state")).unwrap();
     let rerun = run_batchimg(root, work.path(), &csv, &s3.endpoint);
@@ -87,13 +89,19 @@ fn main() {
     );
     println!();
     println!(
-        "CPU time of the first run: batchimg {:.2} s (of which conversion about {:.2} s), \
-         s3s-fs {:.2} s, HTTP server {:.2} s; {:.2} s available ({cores} cores x wall)",
+        "CPU time of the first run: batchimg {:.2} s ({:.2} s in the kernel; the ceiling's \
+         conversions took {:.2} s, {:.2} s in the kernel), s3s-fs {:.2} s, HTTP server {:.2} s; \
+         {:.2} s available ({cores} cores x wall); batchimg context switches: {} voluntary, \
+         {} involuntary",
         first.cpu.as_secs_f64(),
-        conversion_cpu,
+        first.sys.as_secs_f64(),
+        ceiling_cpu.as_secs_f64(),
+        ceiling_sys.as_secs_f64(),
         s3_cpu.as_secs_f64(),
         http_cpu.as_secs_f64(),
-        first.wall.as_secs_f64() * cores as f64
+        first.wall.as_secs_f64() * cores as f64,
+        first.switches.0,
+        first.switches.1
     );
 }
 
@@ -232,10 +240,13 @@ struct Measured {
     wall: Duration,
     max_rss_mb: f64,
     cpu: Duration,
+    sys: Duration,
+    switches: (i64, i64),
 }
 
 fn run_batchimg(root: &Path, work: &Path, csv: &PathBuf, endpoint: &str) -> Measured {
-    let binary = root.join("target/release/batchimg");
+    let binary = std::env::var_os("BENCH_BIN")
+        .map_or_else(|| root.join("target/release/batchimg"), PathBuf::from);
     // BENCH_WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --" profiles the first run.
     let wrap = std::env::var("BENCH_WRAP")
         .ok()
@@ -284,6 +295,8 @@ fn run_batchimg(root: &Path, work: &Path, csv: &PathBuf, endpoint: &str) -> Meas
         wall,
         max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        sys: tv(usage.ru_stime),
+        switches: (usage.ru_nvcsw, usage.ru_nivcsw),
     }
 }
 
@@ -297,6 +310,14 @@ fn own_cpu() -> Duration {
     // SAFETY: a valid out-pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Kernel CPU time this process has used so far.
+fn own_sys() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    tv(usage.ru_stime)
 }
 
 /// CPU time of another process, from /proc (Linux only; zero elsewhere).
