@@ -99,14 +99,6 @@ impl ImageFormat {
             ImageFormat::Bmp => "image/bmp",
         }
     }
-
-    /// Formats whose files may hold several frames, all of which are converted.
-    pub fn multi_frame(self) -> bool {
-        matches!(
-            self,
-            ImageFormat::Gif | ImageFormat::Tiff | ImageFormat::Webp
-        )
-    }
 }
 
 impl fmt::Display for ImageFormat {

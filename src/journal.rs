@@ -232,10 +232,15 @@ pub enum JournalError {
     Io(#[from] std::io::Error),
 }
 
+/// The many redb error types become one `JournalError::Db`, for `?` in both
+/// error types of this module.
 macro_rules! db_errors {
     ($($t:ty),*) => {$(
         impl From<$t> for JournalError {
             fn from(e: $t) -> Self { JournalError::Db(e.into()) }
+        }
+        impl From<$t> for CreateError {
+            fn from(e: $t) -> Self { CreateError::Journal(e.into()) }
         }
     )*};
 }
@@ -467,8 +472,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Starts the single writer. Dropping every [`Writer`] handle, or calling
-    /// [`Writer::flush`], commits what is queued.
+    /// Starts the single writer; [`Writer::finish`] commits what is queued
+    /// and stops it.
     pub fn writer(self: &Arc<Self>) -> Writer {
         let (tx, rx) = mpsc::sync_channel::<Msg>(8192);
         let journal = Arc::clone(self);
@@ -488,7 +493,6 @@ impl Journal {
         const WINDOW: Duration = Duration::from_millis(100);
         const MAX_BATCH: usize = 4096;
         let mut pending: Vec<(u64, JobRecord)> = Vec::new();
-        let mut waiters: Vec<mpsc::SyncSender<()>> = Vec::new();
         loop {
             let first = match rx.recv() {
                 Ok(m) => m,
@@ -500,10 +504,6 @@ impl Journal {
             loop {
                 match msg.take() {
                     Some(Msg::Update(row, rec)) => pending.push((row, *rec)),
-                    Some(Msg::Flush(done)) => {
-                        waiters.push(done);
-                        break;
-                    }
                     Some(Msg::Shutdown) => {
                         closed = true;
                         break;
@@ -528,9 +528,6 @@ impl Journal {
             }
             if !pending.is_empty() {
                 self.commit_updates(&mut pending)?;
-            }
-            for w in waiters.drain(..) {
-                let _ = w.send(());
             }
             if closed {
                 return Ok(());
@@ -599,30 +596,8 @@ pub enum CreateError {
     Journal(#[from] JournalError),
 }
 
-impl From<redb::TransactionError> for CreateError {
-    fn from(e: redb::TransactionError) -> Self {
-        CreateError::Journal(e.into())
-    }
-}
-impl From<redb::TableError> for CreateError {
-    fn from(e: redb::TableError) -> Self {
-        CreateError::Journal(e.into())
-    }
-}
-impl From<redb::StorageError> for CreateError {
-    fn from(e: redb::StorageError) -> Self {
-        CreateError::Journal(e.into())
-    }
-}
-impl From<redb::CommitError> for CreateError {
-    fn from(e: redb::CommitError) -> Self {
-        CreateError::Journal(e.into())
-    }
-}
-
 enum Msg {
     Update(u64, Box<JobRecord>),
-    Flush(mpsc::SyncSender<()>),
     Shutdown,
 }
 
@@ -642,15 +617,6 @@ impl Writer {
         self.tx
             .send(Msg::Update(row, Box::new(rec)))
             .map_err(|_| WriterGone)
-    }
-
-    /// Waits until everything queued so far is committed.
-    pub fn flush(&self) -> Result<(), JournalError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        if self.tx.send(Msg::Flush(tx)).is_err() || rx.recv().is_err() {
-            return self.finish();
-        }
-        Ok(())
     }
 
     /// Commits what is queued, stops the writer and returns its error, if any.

@@ -96,10 +96,6 @@ impl S3Store {
         })
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// Reads an object of another bucket (`--input s3://…`).
     pub async fn get_from(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
         let (result, _) = with_retry(&self.retry, "download", || {

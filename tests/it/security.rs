@@ -251,17 +251,7 @@ async fn malformed_csv_content_fails_clearly_without_a_panic() {
     let huge = format!("http://127.0.0.1/{}", "a".repeat(10 * 1024 * 1024));
     let text = format!("url\r\n\"{good}\"\r\n\r\n  {good}  \r\n{huge}\r\nhttp://x/\0nul.jpg\r\n");
     std::fs::write(env.path("in.csv"), text).unwrap();
-    let run = env
-        .run(&[
-            "run",
-            "--input",
-            "in.csv",
-            "--output",
-            "out.csv",
-            "--output-failed",
-            "failed.csv",
-        ])
-        .await;
+    let run = env.run_input(&env.path("in.csv"), &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(!run.stderr.contains("panicked"));
     assert!(

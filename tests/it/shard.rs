@@ -37,17 +37,7 @@ async fn four_shards_at_once_merge_into_the_single_process_output() {
     let single = Env::new().await;
     let urls = populate(&single, 200);
     single.input("in.csv", &urls);
-    let run = single
-        .run(&[
-            "run",
-            "--input",
-            "in.csv",
-            "--output",
-            "out.csv",
-            "--output-failed",
-            "failed.csv",
-        ])
-        .await;
+    let run = single.run_input(&single.path("in.csv"), &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
 
     let env = Env::new().await;
