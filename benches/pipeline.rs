@@ -5,15 +5,18 @@
 //! 2. The ceiling: the same grayscale conversion in this process on every core,
 //!    images already in memory, no I/O.
 //! 3. End to end: the release binary downloads them from a loopback HTTP server
-//!    in this process and uploads to a fresh s3s-fs, at default settings.
+//!    in this process and uploads to s3s-fs (a fresh bucket each round), at
+//!    default settings. Rounds alternate with ceilings, and each round's ratio
+//!    uses the ceilings on either side of it; the median round is reported.
 //! 4. The rerun: the same input again with the journal and work directory
 //!    deleted, so every answer must come from the bucket.
 //!
-//! Environment: BENCH_IMAGES (default 500), BENCH_WIDTH (default 1000), and
-//! BENCH_WRAP, a command to run the first batchimg run under (a profiler), and
-//! BENCH_ARGS, extra options for both batchimg runs; BENCH_S3_WORKERS, the
-//! local S3 server's async worker threads (default 1); BENCH_BIN, another
-//! batchimg binary to measure (for A/B comparisons).
+//! Environment: BENCH_IMAGES (default 500), BENCH_WIDTH (default 1000),
+//! BENCH_ROUNDS (default 3), BENCH_WRAP, a command to run the first round's
+//! batchimg under (a profiler), BENCH_ARGS, extra options for every batchimg
+//! run; BENCH_S3_WORKERS, the local S3 server's async worker threads (default
+//! 1), BENCH_S3_WRAP, a command to run it under; BENCH_BIN, another batchimg
+//! binary to measure (for A/B comparisons).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,20 +36,16 @@ use magick_rust::{MagickWand, magick_wand_genesis};
 fn main() {
     let count: usize = env_or("BENCH_IMAGES", 500);
     let width: usize = env_or("BENCH_WIDTH", 1000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let images = generate(&root.join("target/bench-images"), count, width);
     let bytes: u64 = images.iter().map(|i| i.len() as u64).sum();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
-        "{count} JPEGs, {width}x{} px, quality 80, {:.0} KB average; {cores} cores",
+        "{count} JPEGs, {width}x{} px, quality 80, {:.0} KB average; {cores} cores; {rounds} rounds",
         width * 2 / 3,
         bytes as f64 / count as f64 / 1024.0
     );
-
-    let (cpu0, sys0) = (own_cpu(), own_sys());
-    let ceiling = ceiling(&images, cores);
-    let (ceiling_cpu, ceiling_sys) = (own_cpu() - cpu0, own_sys() - sys0);
-    println!("conversion ceiling (in-process, {cores} threads, no I/O): {ceiling:.1} images/s");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = runtime.block_on(serve(images.clone()));
@@ -59,49 +58,83 @@ fn main() {
     }
     std::fs::write(&csv, text).unwrap();
 
-    let (bench_cpu0, s3_cpu0) = (own_cpu(), process_cpu(s3.child.id()));
-    let first = run_batchimg(root, work.path(), &csv, &s3.endpoint);
-    assert_eq!(first.code, 0, "first run failed");
-    let (http_cpu, s3_cpu) = (own_cpu() - bench_cpu0, process_cpu(s3.child.id()) - s3_cpu0);
-    let e2e = count as f64 / first.wall.as_secs_f64();
+    // This VM's speed drifts by a quarter within minutes, so each end-to-end
+    // run is compared with ceilings measured just before and just after it.
+    let mut ceilings = vec![ceiling(&images, cores)];
+    let mut results = Vec::new();
+    println!();
+    println!(
+        "| round | ceiling before | end to end | ceiling after | ratio | batchimg CPU | of which kernel | s3s-fs CPU | HTTP CPU | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for round in 1..=rounds {
+        let bucket = format!("bench{round}");
+        std::fs::create_dir_all(work.path().join("s3").join(&bucket)).unwrap();
+        let _ = std::fs::remove_dir_all(work.path().join("state"));
+        let (bench_cpu0, s3_cpu0) = (own_cpu(), process_cpu(s3.child.id()));
+        let first = run_batchimg(root, work.path(), &csv, &s3.endpoint, &bucket, round == 1);
+        assert_eq!(first.code, 0, "round {round} failed");
+        let (http_cpu, s3_cpu) = (own_cpu() - bench_cpu0, process_cpu(s3.child.id()) - s3_cpu0);
+        let e2e = count as f64 / first.wall.as_secs_f64();
+        ceilings.push(ceiling(&images, cores));
+        let (before, after) = (ceilings[round - 1].rate, ceilings[round].rate);
+        let ratio = e2e / ((before + after) / 2.0);
+        println!(
+            "| {round} | {before:.1}/s | {e2e:.1}/s | {after:.1}/s | {ratio:.2} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.0} MB |",
+            first.cpu.as_secs_f64(),
+            first.sys.as_secs_f64(),
+            s3_cpu.as_secs_f64(),
+            http_cpu.as_secs_f64(),
+            first.max_rss_mb
+        );
+        results.push((ratio, e2e, first));
+    }
+    let bucket = format!("bench{rounds}");
     std::fs::remove_dir_all(work.path().join("state")).unwrap();
-    let rerun = run_batchimg(root, work.path(), &csv, &s3.endpoint);
+    let rerun = run_batchimg(root, work.path(), &csv, &s3.endpoint, &bucket, false);
     assert_eq!(rerun.code, 0, "rerun failed");
     drop(s3);
 
+    results.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ratio, e2e, median) = &results[results.len() / 2];
+    let mut rates: Vec<f64> = ceilings.iter().map(|c| c.rate).collect();
+    rates.sort_by(f64::total_cmp);
+    let ceiling_cpu: Duration =
+        ceilings.iter().map(|c| c.cpu).sum::<Duration>() / ceilings.len() as u32;
+    let peak = results.iter().map(|r| r.2.max_rss_mb).fold(0.0, f64::max);
     println!();
-    println!("| measure | value |");
+    println!("| measure (median of {rounds} rounds) | value |");
     println!("|---|---|");
-    println!("| conversion ceiling | {ceiling:.1} images/s |");
+    println!(
+        "| conversion ceiling | {:.1} images/s |",
+        rates[rates.len() / 2]
+    );
     println!(
         "| batchimg end to end | {e2e:.1} images/s ({:.2} s) |",
-        first.wall.as_secs_f64()
+        median.wall.as_secs_f64()
     );
-    println!("| end to end / ceiling | {:.2} |", e2e / ceiling);
-    println!("| peak RSS, first run | {:.0} MB |", first.max_rss_mb);
+    println!(
+        "| end to end / ceiling | {ratio:.2} (rounds: {:.2}–{:.2}) |",
+        results[0].0,
+        results[results.len() - 1].0
+    );
+    println!("| peak RSS, any round | {peak:.0} MB |");
     println!(
         "| rerun, all in the bucket | {:.2} s |",
         rerun.wall.as_secs_f64()
     );
     println!(
         "| first run / rerun | {:.1}x |",
-        first.wall.as_secs_f64() / rerun.wall.as_secs_f64()
+        median.wall.as_secs_f64() / rerun.wall.as_secs_f64()
     );
     println!();
     println!(
-        "CPU time of the first run: batchimg {:.2} s ({:.2} s in the kernel; the ceiling's \
-         conversions took {:.2} s, {:.2} s in the kernel), s3s-fs {:.2} s, HTTP server {:.2} s; \
-         {:.2} s available ({cores} cores x wall); batchimg context switches: {} voluntary, \
-         {} involuntary",
-        first.cpu.as_secs_f64(),
-        first.sys.as_secs_f64(),
+        "CPU of the median round: batchimg {:.2} s against {:.2} s for the same conversions \
+         in the ceiling; batchimg context switches: {} voluntary, {} involuntary",
+        median.cpu.as_secs_f64(),
         ceiling_cpu.as_secs_f64(),
-        ceiling_sys.as_secs_f64(),
-        s3_cpu.as_secs_f64(),
-        http_cpu.as_secs_f64(),
-        first.wall.as_secs_f64() * cores as f64,
-        first.switches.0,
-        first.switches.1
+        median.switches.0,
+        median.switches.1
     );
 }
 
@@ -146,11 +179,17 @@ fn generate(dir: &Path, count: usize, width: usize) -> Vec<Arc<Vec<u8>>> {
     images
 }
 
+struct Ceiling {
+    rate: f64,
+    cpu: Duration,
+}
+
 /// The same conversion batchimg runs, on every core, with nothing else to do.
-fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> f64 {
+fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> Ceiling {
     let limits = Limits::default();
     convert::init(&limits).unwrap();
     let next = AtomicUsize::new(0);
+    let cpu0 = own_cpu();
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -161,7 +200,10 @@ fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> f64 {
             });
         }
     });
-    images.len() as f64 / started.elapsed().as_secs_f64()
+    Ceiling {
+        rate: images.len() as f64 / started.elapsed().as_secs_f64(),
+        cpu: own_cpu() - cpu0,
+    }
 }
 
 async fn serve(images: Vec<Arc<Vec<u8>>>) -> SocketAddr {
@@ -191,40 +233,45 @@ struct S3 {
 
 impl S3 {
     fn start(root: &Path, work: &Path) -> S3 {
-        use std::io::BufRead;
         let data = work.join("s3");
-        std::fs::create_dir_all(data.join("bench")).unwrap();
-        let mut child = Command::new(root.join(".tools/bin/s3s-fs"))
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--access-key",
-                "k",
-                "--secret-key",
-                "s",
-            ])
+        std::fs::create_dir_all(&data).unwrap();
+        // A free port chosen here, so the server can run with its request
+        // logging off (it formats every request at info level).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        // BENCH_S3_WRAP runs the server under another command (taskset, a profiler).
+        let wrap = std::env::var("BENCH_S3_WRAP").unwrap_or_default();
+        let mut words: Vec<String> = wrap.split_whitespace().map(String::from).collect();
+        words.push(root.join(".tools/bin/s3s-fs").display().to_string());
+        let child = Command::new(&words[0])
+            .args(&words[1..])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "k", "--secret-key", "s"])
             .arg(&data)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "error")
             // The stand-in for S3 shares our two cores; one async worker keeps
             // its file I/O hand-offs from spinning against batchimg's threads.
             .env(
                 "TOKIO_WORKER_THREADS",
                 std::env::var("BENCH_S3_WORKERS").unwrap_or("1".into()),
             )
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .spawn()
             .expect("s3s-fs: run `make setup` first");
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let endpoint = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.find("http://").map(|i| l[i..].trim().to_string()))
-            .expect("s3s-fs address");
-        std::thread::spawn(move || lines.for_each(drop));
-        S3 { child, endpoint }
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "s3s-fs did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        S3 {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
     }
 }
 
@@ -244,13 +291,18 @@ struct Measured {
     switches: (i64, i64),
 }
 
-fn run_batchimg(root: &Path, work: &Path, csv: &PathBuf, endpoint: &str) -> Measured {
+fn run_batchimg(
+    root: &Path,
+    work: &Path,
+    csv: &PathBuf,
+    endpoint: &str,
+    bucket: &str,
+    profile: bool,
+) -> Measured {
     let binary = std::env::var_os("BENCH_BIN")
         .map_or_else(|| root.join("target/release/batchimg"), PathBuf::from);
-    // BENCH_WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --" profiles the first run.
-    let wrap = std::env::var("BENCH_WRAP")
-        .ok()
-        .filter(|_| !work.join("state").exists());
+    // BENCH_WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --" profiles the first round.
+    let wrap = std::env::var("BENCH_WRAP").ok().filter(|_| profile);
     let mut words: Vec<String> = wrap
         .iter()
         .flat_map(|w| w.split_whitespace().map(String::from))
@@ -273,7 +325,7 @@ fn run_batchimg(root: &Path, work: &Path, csv: &PathBuf, endpoint: &str) -> Meas
         .env("AWS_ACCESS_KEY_ID", "k")
         .env("AWS_SECRET_ACCESS_KEY", "s")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("S3_BUCKET", "bench")
+        .env("S3_BUCKET", bucket)
         .env("BATCHIMG_ALLOW_PRIVATE_NETWORKS", "1")
         .spawn()
         .expect("build the release binary first (make bench does)");
@@ -310,14 +362,6 @@ fn own_cpu() -> Duration {
     // SAFETY: a valid out-pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Kernel CPU time this process has used so far.
-fn own_sys() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    tv(usage.ru_stime)
 }
 
 /// CPU time of another process, from /proc (Linux only; zero elsewhere).

@@ -15,6 +15,7 @@
 
 pub mod convert;
 pub mod fetch;
+pub mod markers;
 pub mod upload;
 
 use std::collections::HashMap;
@@ -38,7 +39,8 @@ use crate::redact::{RawUrl, Redacted};
 use crate::settings::Settings;
 use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 use fetch::{FetchError, Fetcher};
-use upload::{Lookup, MarkerIndex, marker_dir, marker_id, marker_key, object_key};
+use markers::{MarkerIndex, MarkerLog};
+use upload::object_key;
 
 /// Rows read from the journal per batch.
 const FEED_BATCH: usize = 256;
@@ -74,8 +76,10 @@ pub struct Pipeline<S> {
     /// Keys being converted or uploaded right now, so identical images that
     /// arrive together are converted and uploaded once.
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Shared>>>>>,
-    /// Markers listed up front, so most rows need no marker request at all.
+    /// The URL index as it was when the run started.
     markers: tokio::sync::OnceCell<MarkerIndex>,
+    /// This run's additions to the URL index, written in batches.
+    marker_log: MarkerLog,
     store_failures: AtomicU32,
     fatal: Mutex<Option<String>>,
     stop: CancellationToken,
@@ -143,6 +147,7 @@ impl<S: ObjectStore> Pipeline<S> {
             work_out: std::path::absolute(&work_out)?,
             in_flight: Mutex::new(HashMap::new()),
             markers: tokio::sync::OnceCell::new(),
+            marker_log: MarkerLog::default(),
             store_failures: AtomicU32::new(0),
             fatal: Mutex::new(None),
             stop: CancellationToken::new(),
@@ -163,17 +168,26 @@ impl<S: ObjectStore> Pipeline<S> {
         rows: u64,
     ) -> Stop {
         if self.settings.url_markers {
-            // At most one LIST per 200 rows to do: past that budget, a bucket
-            // full of other runs' markers is cheaper to ask about URL by URL.
-            let index = upload::list_markers(
-                &self.store,
-                &self.settings.store.prefix,
-                (rows / 200).max(2),
-                1000,
-            )
-            .await;
+            // One index object (up to 1000 URLs) per 100 rows to do, at most:
+            // past that, downloading the few rows again is cheaper.
+            let max_objects = usize::try_from(rows / 100).unwrap_or(usize::MAX) + 16;
+            let index = markers::load(&self.store, &self.settings.store.prefix, max_objects).await;
             let _ = self.markers.set(index);
         }
+        let flushing = CancellationToken::new();
+        let flusher = {
+            let (me, done) = (Arc::clone(&self), flushing.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(markers::FLUSH_EVERY);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = done.cancelled() => break,
+                        _ = tick.tick() => me.flush_markers().await,
+                    }
+                }
+            })
+        };
         let c = self.settings.concurrency;
         // Enough rows in flight that downloads run ahead of the converters and
         // uploads trail behind them, and no more: each may hold an image in memory.
@@ -216,6 +230,9 @@ impl<S: ObjectStore> Pipeline<S> {
             }
         }
         while tasks.join_next().await.is_some() {}
+        flushing.cancel();
+        let _ = flusher.await;
+        self.flush_markers().await;
         if let Some(reason) = self.fatal.lock().expect("fatal lock").clone() {
             return Stop::Fatal(reason);
         }
@@ -580,32 +597,11 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     async fn marked_key(&self, url: &str) -> Result<Option<String>, Failure> {
-        if !self.settings.url_markers {
-            return Ok(None);
-        }
-        let prefix = &self.settings.store.prefix;
-        let id = marker_id(url);
-        let lookup = match self.markers.get() {
-            Some(index) => index.lookup(&id),
-            None => Lookup::Unknown,
-        };
-        let name = match lookup {
-            Lookup::Known(name) => name,
-            Lookup::Unknown => {
-                let _slot = self.uploads.acquire().await.expect("never closed");
-                let dir = format!("{}{id}.", marker_dir(prefix));
-                let listed = self.store.list(&dir, None, 1).await;
-                let (keys, _) = self.store_result(listed).map_err(store_failure)?;
-                keys.first()
-                    .and_then(|k| k.strip_prefix(&dir))
-                    .map(String::from)
-            }
-        };
-        let Some(name) = name else {
+        let Some(name) = self.markers.get().and_then(|index| index.lookup(url)) else {
             return Ok(None);
         };
-        let key = crate::store::join_key(prefix, &name);
-        // The marker alone is not proof: the object may have been deleted since.
+        let key = crate::store::join_key(&self.settings.store.prefix, &name);
+        // The index alone is not proof: the object may have been deleted since.
         let _slot = self.uploads.acquire().await.expect("never closed");
         let exists = self.store.exists(&key).await;
         Ok(self
@@ -614,19 +610,26 @@ impl<S: ObjectStore> Pipeline<S> {
             .then_some(key))
     }
 
+    /// Notes in the URL index that `url` produced `key`; a full batch is
+    /// written at once.
     async fn write_marker(&self, url: &str, key: &str) {
+        if self.settings.url_markers && self.marker_log.add(self.markers.get(), url, key) {
+            self.flush_markers().await;
+        }
+    }
+
+    async fn flush_markers(&self) {
         if !self.settings.url_markers {
             return;
         }
         let _slot = self.uploads.acquire().await.expect("never closed");
-        let marker = marker_key(&self.settings.store.prefix, url, key);
-        // A missing marker only costs a download next time, so failing to write one is not a row failure.
+        // A lost entry only costs a download next time, so this is not a row failure.
         if let Err(e) = self
-            .store
-            .put(&marker, Bytes::new(), "application/octet-stream")
+            .marker_log
+            .flush(&self.store, &self.settings.store.prefix)
             .await
         {
-            tracing::warn!(error = %error_chain(&e), "could not write the URL marker");
+            tracing::warn!(error = %error_chain(&e), "could not write the URL index");
         }
     }
 

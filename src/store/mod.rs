@@ -1,6 +1,6 @@
 //! The object store as the pipeline sees it: a few idempotent operations on keys.
 //!
-//! The trait keeps the stages free of SDK types and lets the marker logic be
+//! The trait keeps the stages free of SDK types and lets the URL index logic be
 //! unit-tested against an in-memory store; the real implementation is
 //! [`s3::S3Store`], which every end-to-end test drives against a real
 //! S3-compatible server.
@@ -36,7 +36,10 @@ pub trait ObjectStore: Send + Sync + 'static {
         content_type: &str,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
 
-    /// Uploads `body`, replacing what is there (markers and CSV files).
+    /// An object's bytes, or `None` when there is no such key.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Uploads `body`, replacing what is there (URL index objects and CSV files).
     fn put(
         &self,
         key: &str,
@@ -162,6 +165,9 @@ pub mod memory {
             }
             objects.insert(key.to_string(), body);
             Ok(PutOutcome::Created)
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+            Ok(self.objects.lock().unwrap().get(key).cloned())
         }
         async fn put(&self, key: &str, body: Bytes, _: &str) -> Result<(), StoreError> {
             self.puts.lock().unwrap().push(key.to_string());

@@ -16,7 +16,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
@@ -50,7 +50,11 @@ impl S3Store {
             )
             .load()
             .await;
-        let mut config = aws_sdk_s3::config::Builder::from(&base);
+        // Signed payloads already carry a SHA-256 that S3 verifies, so the
+        // SDK's default extra CRC32 (sent as an aws-chunked trailer, which
+        // some S3-compatible servers reject) adds work and nothing else.
+        let mut config = aws_sdk_s3::config::Builder::from(&base)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
         if let Some(endpoint) = &settings.endpoint {
             config = config.endpoint_url(endpoint).force_path_style(true);
         }
@@ -185,6 +189,10 @@ impl ObjectStore for S3Store {
         })
         .await;
         result
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.get_from(&self.bucket, key).await
     }
 
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {

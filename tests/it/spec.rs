@@ -349,6 +349,13 @@ async fn a_rerun_without_journal_or_work_dir_downloads_and_uploads_nothing() {
     assert_eq!(first.code, 0, "{first:?}");
     let first_rows = env.csv("out.csv");
     assert_eq!(env.http.total_hits(), 6);
+    let index_puts = env
+        .s3
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.key.contains(".batchimg/url-index/"))
+        .count();
+    assert_eq!(index_puts, 1, "six URLs, one URL index object");
 
     std::fs::remove_dir_all(env.path(".batchimg")).unwrap();
     env.s3.clear_log();

@@ -1,0 +1,331 @@
+//! Which object each URL produced, kept in the bucket, so a rerun that has lost
+//! its journal and work directory still skips every download.
+//!
+//! The entries are written in batches: one small text object per 1000 URLs
+//! (or per 30 seconds, and at the end of a run) under
+//! `<prefix>.batchimg/url-index/`, one line `<URL id> <object name>` per URL.
+//! An empty marker object per URL, the earlier design, cost one PUT per image
+//! on top of the image itself: a third more requests for real S3 to bill and
+//! for a local S3 server to serve, which on the benchmark machine took as much
+//! CPU as the image PUTs. The price of batching: a run killed with SIGKILL
+//! loses the entries it had not flushed, so a rerun without the journal
+//! downloads those URLs again (the content-key HEAD still prevents a second
+//! upload). With the journal, nothing is lost.
+//!
+//! At start a run reads the index (a LIST per 1000 objects, one GET each) when
+//! it is small enough to pay off for the rows it has to do; a bucket holding
+//! the index of millions of URLs is not read for a run of ten.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::format::ImageFormat;
+use crate::store::{ObjectStore, StoreError, join_key};
+
+/// Entries per index object.
+pub const FLUSH_ENTRIES: usize = 1000;
+/// Longest time an entry waits in memory before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(30);
+/// Index objects read at once when a run starts.
+const READ_CONCURRENCY: usize = 8;
+const ID_CONTEXT: &str = "batchimg 2026-11-28 url marker v1";
+
+/// Where the index objects live under `prefix`.
+pub fn index_dir(prefix: &str) -> String {
+    join_key(prefix, ".batchimg/url-index/")
+}
+
+/// A URL's id in the index: 128 bits of its derived blake3 hash.
+fn url_id(url: &str) -> u128 {
+    let hash = blake3::derive_key(ID_CONTEXT, url.as_bytes());
+    u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
+}
+
+/// An object name, `<64 hex digits>.<extension>`, kept in 33 bytes so the
+/// index of a million URLs fits in well under 100 MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ObjectName {
+    hash: [u8; 32],
+    format: ImageFormat,
+}
+
+impl ObjectName {
+    fn parse(name: &str) -> Option<ObjectName> {
+        let (hex, ext) = name.split_once('.')?;
+        let format = ImageFormat::ALL
+            .into_iter()
+            .find(|f| f.extension() == ext)?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut hash = [0u8; 32];
+        for (i, byte) in hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(ObjectName { hash, format })
+    }
+
+    fn render(&self) -> String {
+        let mut s: String = self.hash.iter().map(|b| format!("{b:02x}")).collect();
+        s.push('.');
+        s.push_str(self.format.extension());
+        s
+    }
+}
+
+/// The index as read at the start of a run.
+#[derive(Debug, Default)]
+pub struct MarkerIndex {
+    found: HashMap<u128, ObjectName>,
+}
+
+impl MarkerIndex {
+    /// Adds the entries of one index object; lines that do not parse are skipped.
+    fn add_text(&mut self, text: &str) {
+        for line in text.lines() {
+            let Some((id, name)) = line.split_once(' ') else {
+                continue;
+            };
+            if let (Ok(id), Some(name)) = (u128::from_str_radix(id, 16), ObjectName::parse(name)) {
+                self.found.insert(id, name);
+            }
+        }
+    }
+
+    /// The name of the object `url` produced, if the index has it.
+    pub fn lookup(&self, url: &str) -> Option<String> {
+        self.found.get(&url_id(url)).map(ObjectName::render)
+    }
+
+    fn knows(&self, url: &str, name: &ObjectName) -> bool {
+        self.found.get(&url_id(url)) == Some(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+}
+
+/// Reads the index under `prefix`, unless it has more than `max_objects`
+/// objects. Whatever cannot be read is left out: those URLs are downloaded.
+pub async fn load<S: ObjectStore>(store: &S, prefix: &str, max_objects: usize) -> MarkerIndex {
+    let dir = index_dir(prefix);
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        match store.list(&dir, after.as_deref(), 1000).await {
+            Ok((page, more)) => {
+                keys.extend(page);
+                if keys.len() > max_objects {
+                    tracing::debug!(
+                        objects = keys.len(),
+                        max_objects,
+                        "the URL index is too large to be worth reading for this run"
+                    );
+                    return MarkerIndex::default();
+                }
+                if !more {
+                    break;
+                }
+                after = keys.last().cloned();
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::pipeline::error_chain(&e), "cannot list the URL index");
+                return MarkerIndex::default();
+            }
+        }
+    }
+    let mut index = MarkerIndex::default();
+    // In listing order, which is the order they were written: a later entry
+    // for a URL replaces an earlier one.
+    let mut reads = futures::stream::iter(&keys)
+        .map(|k| async move { (k, store.get(k).await) })
+        .buffered(READ_CONCURRENCY);
+    while let Some((key, read)) = reads.next().await {
+        match read {
+            Ok(Some(body)) => index.add_text(&String::from_utf8_lossy(&body)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(key, error = %crate::pipeline::error_chain(&e), "cannot read a URL index object")
+            }
+        }
+    }
+    tracing::debug!(
+        objects = keys.len(),
+        urls = index.len(),
+        "read the URL index"
+    );
+    index
+}
+
+/// Entries of this run not yet written.
+pub struct MarkerLog {
+    pending: Mutex<Vec<(u128, ObjectName)>>,
+    /// `<unix ns>-<random>`: index objects of concurrent runs and shards never
+    /// collide, and list in the order they were started.
+    run_tag: String,
+    written: AtomicU64,
+}
+
+impl Default for MarkerLog {
+    fn default() -> Self {
+        let ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        MarkerLog {
+            pending: Mutex::new(Vec::new()),
+            run_tag: format!("{ns:020}-{:016x}", fastrand::u64(..)),
+            written: AtomicU64::new(0),
+        }
+    }
+}
+
+impl MarkerLog {
+    /// Notes that `url` produced `key`, unless `index` already says so.
+    /// Returns true when a full batch is waiting to be flushed.
+    pub fn add(&self, index: Option<&MarkerIndex>, url: &str, key: &str) -> bool {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let Some(name) = ObjectName::parse(name) else {
+            return false;
+        };
+        if index.is_some_and(|i| i.knows(url, &name)) {
+            return false;
+        }
+        let mut pending = self.pending.lock().expect("marker log lock");
+        pending.push((url_id(url), name));
+        pending.len() >= FLUSH_ENTRIES
+    }
+
+    /// Writes what is pending as one index object. On failure the entries
+    /// are kept for the next flush.
+    pub async fn flush<S: ObjectStore>(&self, store: &S, prefix: &str) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut *self.pending.lock().expect("marker log lock"));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::with_capacity(batch.len() * 102);
+        for (id, name) in &batch {
+            text.push_str(&format!("{id:032x} {}\n", name.render()));
+        }
+        let seq = self.written.fetch_add(1, Ordering::Relaxed);
+        let key = format!("{}{}-{seq:06}.txt", index_dir(prefix), self.run_tag);
+        match store.put(&key, Bytes::from(text), "text/plain").await {
+            Ok(()) => {
+                tracing::debug!(key, urls = batch.len(), "wrote a URL index object");
+                Ok(())
+            }
+            Err(e) => {
+                self.pending.lock().expect("marker log lock").extend(batch);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::upload::object_key;
+    use crate::store::memory::MemoryStore;
+
+    fn key(i: u8) -> String {
+        object_key("p/", &[i; 32], ImageFormat::Jpeg)
+    }
+
+    #[tokio::test]
+    async fn a_flushed_log_is_read_back_by_the_next_run() {
+        let store = MemoryStore::default();
+        let log = MarkerLog::default();
+        for i in 0..5u8 {
+            assert!(!log.add(None, &format!("https://a/{i}.jpg"), &key(i)));
+        }
+        log.flush(&store, "p/").await.unwrap();
+        // One object for five URLs, and nothing more to write.
+        assert_eq!(store.puts.lock().unwrap().len(), 1);
+        log.flush(&store, "p/").await.unwrap();
+        assert_eq!(store.puts.lock().unwrap().len(), 1);
+
+        let index = load(&store, "p/", 10).await;
+        assert_eq!(index.len(), 5);
+        for i in 0..5u8 {
+            let name = key(i).strip_prefix("p/").unwrap().to_string();
+            assert_eq!(index.lookup(&format!("https://a/{i}.jpg")), Some(name));
+        }
+        assert_eq!(index.lookup("https://a/new.jpg"), None);
+        // Another prefix has its own index.
+        assert!(load(&store, "q/", 10).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn two_runs_write_separate_objects_and_known_entries_are_not_repeated() {
+        let store = MemoryStore::default();
+        let (first, second) = (MarkerLog::default(), MarkerLog::default());
+        first.add(None, "https://a/1.jpg", &key(1));
+        second.add(None, "https://a/2.jpg", &key(2));
+        first.flush(&store, "").await.unwrap();
+        second.flush(&store, "").await.unwrap();
+        assert_eq!(store.objects.lock().unwrap().len(), 2);
+
+        let index = load(&store, "", 10).await;
+        assert_eq!(index.len(), 2);
+        let third = MarkerLog::default();
+        // Already in the index under the same object: nothing to write.
+        third.add(Some(&index), "https://a/1.jpg", &key(1));
+        third.flush(&store, "").await.unwrap();
+        assert_eq!(store.objects.lock().unwrap().len(), 2);
+        // The same URL now gives other bytes: the new entry is written and wins.
+        third.add(Some(&index), "https://a/1.jpg", &key(9));
+        third.flush(&store, "").await.unwrap();
+        let name = key(9).strip_prefix("p/").unwrap().to_string();
+        assert_eq!(
+            load(&store, "", 10).await.lookup("https://a/1.jpg"),
+            Some(name)
+        );
+    }
+
+    #[test]
+    fn a_full_batch_asks_for_a_flush() {
+        let log = MarkerLog::default();
+        let full = (0..FLUSH_ENTRIES)
+            .map(|i| log.add(None, &format!("https://a/{i}"), &key(1)))
+            .filter(|full| *full)
+            .count();
+        assert_eq!(full, 1);
+    }
+
+    #[tokio::test]
+    async fn an_index_too_large_for_the_run_is_not_read() {
+        let store = MemoryStore::default();
+        for i in 0..12u8 {
+            let log = MarkerLog::default();
+            log.add(None, &format!("https://a/{i}.jpg"), &key(i));
+            log.flush(&store, "").await.unwrap();
+        }
+        assert_eq!(load(&store, "", 12).await.len(), 12);
+        assert!(load(&store, "", 11).await.is_empty());
+    }
+
+    #[test]
+    fn damaged_lines_are_skipped() {
+        let good = key(4);
+        let good = good.strip_prefix("p/").unwrap();
+        let mut index = MarkerIndex::default();
+        let id = url_id("https://a/4.jpg");
+        index.add_text(&format!(
+            "garbage\n{id:032x} {good}\n{id:x}zz {good}\n00 nothex.jpg\n01 {}.exe\n",
+            &good[..64]
+        ));
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.lookup("https://a/4.jpg").as_deref(), Some(good));
+    }
+}
