@@ -50,7 +50,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = runtime.block_on(serve(images.clone()));
     let work = tempfile::tempdir().unwrap();
-    let s3 = S3::start(root, work.path());
+    let s3 = S3::start(root);
     let csv = work.path().join("in.csv");
     let mut text = String::from("url\n");
     for i in 0..count {
@@ -69,10 +69,21 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for round in 1..=rounds {
         let bucket = format!("bench{round}");
-        std::fs::create_dir_all(work.path().join("s3").join(&bucket)).unwrap();
-        let _ = std::fs::remove_dir_all(work.path().join("state"));
+        std::fs::create_dir_all(s3.data.path().join(&bucket)).unwrap();
         let (bench_cpu0, s3_cpu0) = (own_cpu(), process_cpu(s3.child.id()));
-        let first = run_batchimg(root, work.path(), &csv, &s3.endpoint, &bucket, round == 1);
+        // A new state directory per round: deleting the last round's thousand
+        // files first would make ext4 scan past their freshly freed inodes
+        // on every file this round creates (its `recently_deleted` check).
+        let state = format!("state{round}");
+        let first = run_batchimg(
+            root,
+            work.path(),
+            &csv,
+            &s3.endpoint,
+            &bucket,
+            &state,
+            round == 1,
+        );
         assert_eq!(first.code, 0, "round {round} failed");
         let (http_cpu, s3_cpu) = (own_cpu() - bench_cpu0, process_cpu(s3.child.id()) - s3_cpu0);
         let e2e = count as f64 / first.wall.as_secs_f64();
@@ -90,8 +101,16 @@ fn main() {
         results.push((ratio, e2e, first));
     }
     let bucket = format!("bench{rounds}");
-    std::fs::remove_dir_all(work.path().join("state")).unwrap();
-    let rerun = run_batchimg(root, work.path(), &csv, &s3.endpoint, &bucket, false);
+    // A journal and work directory of its own: nothing to go on but the bucket.
+    let rerun = run_batchimg(
+        root,
+        work.path(),
+        &csv,
+        &s3.endpoint,
+        &bucket,
+        "rerun",
+        false,
+    );
     assert_eq!(rerun.code, 0, "rerun failed");
     drop(s3);
 
@@ -229,12 +248,16 @@ async fn serve(images: Vec<Arc<Vec<u8>>>) -> SocketAddr {
 struct S3 {
     child: std::process::Child,
     endpoint: String,
+    data: tempfile::TempDir,
 }
 
 impl S3 {
-    fn start(root: &Path, work: &Path) -> S3 {
-        let data = work.join("s3");
-        std::fs::create_dir_all(&data).unwrap();
+    fn start(root: &Path) -> S3 {
+        // The bucket lives in memory where it can (/dev/shm): real S3 is not on
+        // this machine's disk, and s3s-fs writes three files per object.
+        let data = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         // A free port chosen here, so the server can run with its request
         // logging off (it formats every request at info level).
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -249,7 +272,7 @@ impl S3 {
             .args(&words[1..])
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", "k", "--secret-key", "s"])
-            .arg(&data)
+            .arg(data.path())
             .env("RUST_LOG", "error")
             // The stand-in for S3 shares our two cores; one async worker keeps
             // its file I/O hand-offs from spinning against batchimg's threads.
@@ -271,6 +294,7 @@ impl S3 {
         S3 {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            data,
         }
     }
 }
@@ -297,6 +321,7 @@ fn run_batchimg(
     csv: &PathBuf,
     endpoint: &str,
     bucket: &str,
+    state: &str,
     profile: bool,
 ) -> Measured {
     let binary = std::env::var_os("BENCH_BIN")
@@ -314,7 +339,7 @@ fn run_batchimg(
         .current_dir(work)
         .args(["-q", "run", "--input"])
         .arg(csv)
-        .args(["--output", "out.csv", "--state-dir", "state", "--fresh"])
+        .args(["--output", "out.csv", "--state-dir", state])
         .args(
             std::env::var("BENCH_ARGS")
                 .unwrap_or_default()

@@ -491,8 +491,15 @@ impl Journal {
         // A commit costs an fsync; waiting this long for company makes the cost
         // per row negligible and bounds what a crash can lose.
         const WINDOW: Duration = Duration::from_millis(100);
-        const MAX_BATCH: usize = 4096;
         let mut pending: Vec<(u64, JobRecord)> = Vec::new();
+        let take = |closed: &mut bool| match rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                *closed = true;
+                None
+            }
+        };
         loop {
             let first = match rx.recv() {
                 Ok(m) => m,
@@ -502,29 +509,21 @@ impl Journal {
             let mut closed = false;
             let mut msg = Some(first);
             loop {
-                match msg.take() {
-                    Some(Msg::Update(row, rec)) => pending.push((row, *rec)),
-                    Some(Msg::Shutdown) => {
-                        closed = true;
-                        break;
+                while let Some(m) = msg.take() {
+                    match m {
+                        Msg::Update(row, rec) => pending.push((row, *rec)),
+                        Msg::Shutdown => closed = true,
                     }
-                    None => {}
-                }
-                if pending.len() >= MAX_BATCH {
-                    break;
+                    msg = take(&mut closed);
                 }
                 let now = Instant::now();
-                if now >= deadline {
+                if closed || now >= deadline {
                     break;
                 }
-                match rx.recv_timeout(deadline - now) {
-                    Ok(m) => msg = Some(m),
-                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
+                // Sleep through the window rather than wake for each of the
+                // three updates a row makes; `finish` unparks this thread.
+                std::thread::park_timeout(deadline - now);
+                msg = take(&mut closed);
             }
             if !pending.is_empty() {
                 self.commit_updates(&mut pending)?;
@@ -623,6 +622,9 @@ impl Writer {
     pub fn finish(&self) -> Result<(), JournalError> {
         let _ = self.tx.send(Msg::Shutdown);
         let handle = self.thread.lock().expect("writer lock").take();
+        if let Some(h) = &handle {
+            h.thread().unpark();
+        }
         match handle {
             Some(h) => h.join().unwrap_or_else(|_| {
                 Err(JournalError::Io(std::io::Error::other(
