@@ -276,7 +276,8 @@ pub struct TuningArgs {
     #[arg(long, env = "BATCHIMG_ALLOW_PRIVATE_NETWORKS", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_private_networks: bool,
 
-    /// Don't write or read the per-URL marker objects that let a rerun skip downloads.
+    /// Don't read or write the URL index in the bucket (which object each URL
+    /// produced), which lets a rerun without its journal skip downloads.
     #[arg(long)]
     pub no_url_markers: bool,
 }

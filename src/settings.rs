@@ -40,7 +40,7 @@ pub struct Settings {
     pub limits: Limits,
     /// Allow downloads from private and loopback addresses.
     pub allow_private_networks: bool,
-    /// Keep per-URL marker objects so a rerun can skip downloads.
+    /// Keep the URL index in the bucket so a rerun can skip downloads.
     pub url_markers: bool,
     /// This process's share of a sharded run.
     pub shard: Option<Shard>,

@@ -330,7 +330,7 @@ impl<S: ObjectStore> Pipeline<S> {
         let url = parse_url(&rec.url)?;
         let log_url = Redacted(&url).to_string();
 
-        // A rerun with the journal gone: the marker says which object this URL made.
+        // A rerun with the journal gone: the URL index says which object this URL made.
         if matches!(rec.state, JobState::Pending | JobState::Failed)
             && let Some(key) = self.marked_key(&rec.url).await?
         {
