@@ -459,7 +459,11 @@ impl<S: ObjectStore> Pipeline<S> {
         }
 
         let body = match self.intact_output(rec, &output_path).await {
-            Some(body) => body,
+            Some(body) => {
+                // A conversion an earlier run left in the work directory.
+                stages.output_bytes = body.len() as u64;
+                body
+            }
             None => {
                 let started = Instant::now();
                 let body = self.convert(row, source, &output_path).await?;
