@@ -264,7 +264,7 @@ impl S3Server {
         self.state.log.lock().unwrap().clone()
     }
 
-    /// Successful PUTs of images (markers and CSVs excluded).
+    /// Successful PUTs of images (URL index objects and CSVs excluded).
     pub fn image_puts(&self) -> Vec<String> {
         self.requests()
             .into_iter()
