@@ -14,9 +14,13 @@
 //!
 //! At start a run reads the index (a LIST per 1000 objects, one GET each) when
 //! it is small enough to pay off for the rows it has to do; a bucket holding
-//! the index of millions of URLs is not read for a run of ten.
+//! the index of millions of URLs is not read for a run of ten. The index alone
+//! is not proof, since an object may have been deleted since, so when it has
+//! entries the run also lists the objects themselves (one LIST per 1000, within
+//! a budget) and sends a HEAD only for names the listing did not reach: a
+//! journal-less rerun of a million URLs makes a thousand requests, not a million.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,7 +52,7 @@ fn url_id(url: &str) -> u128 {
 
 /// An object name, `<64 hex digits>.<extension>`, kept in 33 bytes so the
 /// index of a million URLs fits in well under 100 MB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct ObjectName {
     hash: [u8; 32],
     format: ImageFormat,
@@ -116,8 +120,15 @@ impl MarkerIndex {
 }
 
 /// Reads the index under `prefix`, unless it has more than `max_objects`
-/// objects. Whatever cannot be read is left out: those URLs are downloaded.
-pub async fn load<S: ObjectStore>(store: &S, prefix: &str, max_objects: usize) -> MarkerIndex {
+/// objects, and when it has entries, lists the objects too (at most
+/// `max_pages` requests) while the index objects are read. Whatever cannot be
+/// read is left out: those URLs are downloaded.
+pub async fn load<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    max_objects: usize,
+    max_pages: u64,
+) -> (MarkerIndex, Option<Existing>) {
     let dir = index_dir(prefix);
     let mut keys = Vec::new();
     let mut after: Option<String> = None;
@@ -131,7 +142,7 @@ pub async fn load<S: ObjectStore>(store: &S, prefix: &str, max_objects: usize) -
                         max_objects,
                         "the URL index is too large to be worth reading for this run"
                     );
-                    return MarkerIndex::default();
+                    return (MarkerIndex::default(), None);
                 }
                 if !more {
                     break;
@@ -140,14 +151,24 @@ pub async fn load<S: ObjectStore>(store: &S, prefix: &str, max_objects: usize) -
             }
             Err(e) => {
                 tracing::debug!(error = %crate::pipeline::error_chain(&e), "cannot list the URL index");
-                return MarkerIndex::default();
+                return (MarkerIndex::default(), None);
             }
         }
     }
+    if keys.is_empty() {
+        return (MarkerIndex::default(), None);
+    }
+    tokio::join!(
+        read_index(store, &keys),
+        list_existing(store, prefix, max_pages)
+    )
+}
+
+async fn read_index<S: ObjectStore>(store: &S, keys: &[String]) -> MarkerIndex {
     let mut index = MarkerIndex::default();
     // In listing order, which is the order they were written: a later entry
     // for a URL replaces an earlier one.
-    let mut reads = futures::stream::iter(&keys)
+    let mut reads = futures::stream::iter(keys)
         .map(|k| async move { (k, store.get(k).await) })
         .buffered(READ_CONCURRENCY);
     while let Some((key, read)) = reads.next().await {
@@ -165,6 +186,64 @@ pub async fn load<S: ObjectStore>(store: &S, prefix: &str, max_objects: usize) -
         "read the URL index"
     );
     index
+}
+
+/// Which objects exist under the prefix, as far as a listing went.
+#[derive(Debug, Default)]
+pub struct Existing {
+    present: HashSet<ObjectName>,
+    /// Names up to and including this one were listed; `None`: all of them.
+    covered_to: Option<String>,
+}
+
+impl Existing {
+    /// Whether the object `name` exists, or `None` when the listing stopped
+    /// before it (ask the store).
+    pub fn check(&self, name: &str) -> Option<bool> {
+        match &self.covered_to {
+            Some(end) if name > end.as_str() => None,
+            _ => Some(ObjectName::parse(name).is_some_and(|n| self.present.contains(&n))),
+        }
+    }
+}
+
+/// Lists the objects under `prefix`, at most `max_pages` requests of 1000
+/// keys; `None` when the listing fails.
+async fn list_existing<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    max_pages: u64,
+) -> Option<Existing> {
+    let dir = join_key(prefix, "");
+    let mut existing = Existing::default();
+    // Object names start with a hex digit; "/" sorts after "." and before "0",
+    // so the listing starts past `.batchimg/`.
+    let mut after = format!("{dir}/");
+    for _ in 0..max_pages {
+        match store.list(&dir, Some(&after), 1000).await {
+            Ok((keys, more)) => {
+                for key in &keys {
+                    if let Some(name) = key.strip_prefix(&dir).and_then(ObjectName::parse) {
+                        existing.present.insert(name);
+                    }
+                }
+                match keys.last() {
+                    Some(last) if more => after = last.clone(),
+                    _ => {
+                        tracing::debug!(objects = existing.present.len(), "listed every object");
+                        return Some(existing);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::pipeline::error_chain(&e), "cannot list the objects; asking per URL");
+                return None;
+            }
+        }
+    }
+    existing.covered_to = Some(after.strip_prefix(&dir).unwrap_or(&after).to_string());
+    tracing::debug!(objects = existing.present.len(), up_to = ?existing.covered_to, "listed objects within the budget");
+    Some(existing)
 }
 
 /// Entries of this run not yet written.
@@ -255,7 +334,7 @@ mod tests {
         log.flush(&store, "p/").await.unwrap();
         assert_eq!(store.puts.lock().unwrap().len(), 1);
 
-        let index = load(&store, "p/", 10).await;
+        let index = load(&store, "p/", 10, 10).await.0;
         assert_eq!(index.len(), 5);
         for i in 0..5u8 {
             let name = key(i).strip_prefix("p/").unwrap().to_string();
@@ -263,7 +342,7 @@ mod tests {
         }
         assert_eq!(index.lookup("https://a/new.jpg"), None);
         // Another prefix has its own index.
-        assert!(load(&store, "q/", 10).await.is_empty());
+        assert!(load(&store, "q/", 10, 10).await.0.is_empty());
     }
 
     #[tokio::test]
@@ -276,7 +355,7 @@ mod tests {
         second.flush(&store, "").await.unwrap();
         assert_eq!(store.objects.lock().unwrap().len(), 2);
 
-        let index = load(&store, "", 10).await;
+        let index = load(&store, "", 10, 10).await.0;
         assert_eq!(index.len(), 2);
         let third = MarkerLog::default();
         // Already in the index under the same object: nothing to write.
@@ -288,7 +367,7 @@ mod tests {
         third.flush(&store, "").await.unwrap();
         let name = key(9).strip_prefix("p/").unwrap().to_string();
         assert_eq!(
-            load(&store, "", 10).await.lookup("https://a/1.jpg"),
+            load(&store, "", 10, 10).await.0.lookup("https://a/1.jpg"),
             Some(name)
         );
     }
@@ -311,8 +390,60 @@ mod tests {
             log.add(None, &format!("https://a/{i}.jpg"), &key(i));
             log.flush(&store, "").await.unwrap();
         }
-        assert_eq!(load(&store, "", 12).await.len(), 12);
-        assert!(load(&store, "", 11).await.is_empty());
+        assert_eq!(load(&store, "", 12, 10).await.0.len(), 12);
+        assert!(load(&store, "", 11, 10).await.0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_listing_finds_the_objects_and_skips_everything_else() {
+        let store = MemoryStore::default();
+        let mut names = Vec::new();
+        for i in 0..25u8 {
+            store.put(&key(i), Bytes::new(), "").await.unwrap();
+            names.push(key(i).strip_prefix("p/").unwrap().to_string());
+        }
+        // Index objects and other files under the prefix are not objects.
+        let log = MarkerLog::default();
+        log.add(None, "https://a/1.jpg", &key(1));
+        log.flush(&store, "p/").await.unwrap();
+        store.put("p/notes.txt", Bytes::new(), "").await.unwrap();
+
+        let all = list_existing(&store, "p/", 10).await.unwrap();
+        assert_eq!(all.present.len(), 25);
+        assert!(names.iter().all(|n| all.check(n) == Some(true)));
+        assert_eq!(all.check(key(99).strip_prefix("p/").unwrap()), Some(false));
+    }
+
+    #[tokio::test]
+    async fn a_partial_listing_leaves_the_rest_to_a_head() {
+        let store = MemoryStore::default();
+        let mut keys: Vec<String> = (0..1500u32)
+            .map(|i| {
+                object_key(
+                    "",
+                    blake3::hash(&i.to_le_bytes()).as_bytes(),
+                    ImageFormat::Png,
+                )
+            })
+            .collect();
+        for k in &keys {
+            store.put(k, Bytes::new(), "").await.unwrap();
+        }
+        keys.sort();
+        // One request of 1000 keys: the first thousand are known, the rest are not.
+        let partial = list_existing(&store, "", 1).await.unwrap();
+        assert_eq!(partial.present.len(), 1000);
+        assert_eq!(partial.check(&keys[0]), Some(true));
+        assert_eq!(partial.check(&keys[999]), Some(true));
+        assert_eq!(partial.check(&keys[1000]), None);
+        assert_eq!(partial.check(&keys[1499]), None);
+        // A name inside the listed range that was not listed is known to be absent.
+        let absent = format!("{}.png", "0".repeat(64));
+        assert_eq!(partial.check(&absent), Some(false));
+        assert_eq!(
+            list_existing(&store, "", 2).await.unwrap().present.len(),
+            1500
+        );
     }
 
     #[test]

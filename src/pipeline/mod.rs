@@ -39,7 +39,7 @@ use crate::redact::{RawUrl, Redacted};
 use crate::settings::Settings;
 use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 use fetch::{FetchError, Fetcher};
-use markers::{MarkerIndex, MarkerLog};
+use markers::{Existing, MarkerIndex, MarkerLog};
 use upload::object_key;
 
 /// Rows read from the journal per batch.
@@ -78,6 +78,8 @@ pub struct Pipeline<S> {
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Shared>>>>>,
     /// The URL index as it was when the run started.
     markers: tokio::sync::OnceCell<MarkerIndex>,
+    /// Objects listed at start, when the index had entries to check.
+    existing: tokio::sync::OnceCell<Existing>,
     /// This run's additions to the URL index, written in batches.
     marker_log: MarkerLog,
     store_failures: AtomicU32,
@@ -147,6 +149,7 @@ impl<S: ObjectStore> Pipeline<S> {
             work_out: std::path::absolute(&work_out)?,
             in_flight: Mutex::new(HashMap::new()),
             markers: tokio::sync::OnceCell::new(),
+            existing: tokio::sync::OnceCell::new(),
             marker_log: MarkerLog::default(),
             store_failures: AtomicU32::new(0),
             fatal: Mutex::new(None),
@@ -171,7 +174,14 @@ impl<S: ObjectStore> Pipeline<S> {
             // One index object (up to 1000 URLs) per 100 rows to do, at most:
             // past that, downloading the few rows again is cheaper.
             let max_objects = usize::try_from(rows / 100).unwrap_or(usize::MAX) + 16;
-            let index = markers::load(&self.store, &self.settings.store.prefix, max_objects).await;
+            // The objects the index names are listed too, one LIST per 1000
+            // rows to do at most; names past the listing get a HEAD each.
+            let prefix = &self.settings.store.prefix;
+            let (index, existing) =
+                markers::load(&self.store, prefix, max_objects, rows / 1000 + 2).await;
+            if let Some(existing) = existing {
+                let _ = self.existing.set(existing);
+            }
             let _ = self.markers.set(index);
         }
         let flushing = CancellationToken::new();
@@ -606,6 +616,11 @@ impl<S: ObjectStore> Pipeline<S> {
         };
         let key = crate::store::join_key(&self.settings.store.prefix, &name);
         // The index alone is not proof: the object may have been deleted since.
+        match self.existing.get().and_then(|e| e.check(&name)) {
+            Some(true) => return Ok(Some(key)),
+            Some(false) => return Ok(None),
+            None => {}
+        }
         let _slot = self.uploads.acquire().await.expect("never closed");
         let exists = self.store.exists(&key).await;
         Ok(self

@@ -334,7 +334,7 @@ async fn identical_bytes_at_two_urls_are_uploaded_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_rerun_without_journal_or_work_dir_downloads_and_uploads_nothing() {
+async fn a_rerun_without_journal_or_work_dir_redoes_only_what_the_bucket_lacks() {
     let env = Env::new().await;
     let urls: Vec<String> = (0..6)
         .map(|i| {
@@ -379,6 +379,25 @@ async fn a_rerun_without_journal_or_work_dir_downloads_and_uploads_nothing() {
         second.stderr.contains("6 already in the bucket"),
         "{second:?}"
     );
+    // One listing proved the objects are there: no HEAD per URL.
+    let heads = env
+        .s3
+        .requests()
+        .iter()
+        .filter(|r| r.method == "HEAD" && !r.key.is_empty())
+        .count();
+    assert_eq!(heads, 0, "{:?}", env.s3.requests());
+
+    // An object deleted since: its row is done again, and only that one.
+    let gone = env.s3.image_keys()[0].clone();
+    env.s3.delete_object(&gone);
+    std::fs::remove_dir_all(env.path(".batchimg")).unwrap();
+    env.s3.clear_log();
+    let third = env.run_input(&input, &[]).await;
+    assert_eq!(third.code, 0, "{third:?}");
+    assert_eq!(env.http.total_hits(), 7, "one image downloaded again");
+    assert_eq!(env.s3.image_puts(), std::slice::from_ref(&gone));
+    assert!(env.s3.object(&gone).is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -297,6 +297,12 @@ impl S3Server {
         std::fs::read(self.root.path().join(&self.bucket).join(key)).ok()
     }
 
+    /// Removes an object behind the server's back, as a lifecycle rule or
+    /// another tool would.
+    pub fn delete_object(&self, key: &str) {
+        std::fs::remove_file(self.root.path().join(&self.bucket).join(key)).unwrap();
+    }
+
     /// Image keys in the bucket.
     pub fn image_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = std::fs::read_dir(self.root.path().join(&self.bucket))
