@@ -8,7 +8,9 @@
 use std::fmt;
 
 /// An image format batchimg decodes and re-encodes unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ImageFormat {
     Jpeg,
     Png,
