@@ -18,7 +18,8 @@
 //! is not proof, since an object may have been deleted since, so when it has
 //! entries the run also lists the objects themselves (one LIST per 1000, within
 //! a budget) and sends a HEAD only for names the listing did not reach: a
-//! journal-less rerun of a million URLs makes a thousand requests, not a million.
+//! journal-less rerun of a million URLs makes two thousand requests, not a
+//! million.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
