@@ -242,8 +242,12 @@ impl<S: ObjectStore> Pipeline<S> {
         while tasks.join_next().await.is_some() {}
         flushing.cancel();
         let _ = flusher.await;
-        self.flush_markers().await;
-        if let Some(reason) = self.fatal.lock().expect("fatal lock").clone() {
+        let fatal = self.fatal.lock().expect("fatal lock").clone();
+        // A store that just failed would only make the exit wait for retries.
+        if fatal.is_none() || self.store_failures.load(Ordering::Relaxed) == 0 {
+            self.flush_markers().await;
+        }
+        if let Some(reason) = fatal {
             return Stop::Fatal(reason);
         }
         if self.stop.is_cancelled() {
