@@ -63,7 +63,9 @@ impl ObjectName {
         let format = ImageFormat::ALL
             .into_iter()
             .find(|f| f.extension() == ext)?;
-        if hex.len() != 64 {
+        // Exactly the names batchimg writes: `from_str_radix` alone would also
+        // take "+f" or upper case, and two keys would map to one name.
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
         let mut hash = [0u8; 32];
@@ -482,6 +484,12 @@ mod tests {
         ));
         index.finish();
         assert_eq!(index.len(), 1);
+        // Names batchimg would not write are not taken for the ones it would.
+        let upper = good.replacen(|c: char| c.is_ascii_lowercase(), "A", 1);
+        let plus = format!("+{}", &good[1..]);
+        for odd in [upper, plus] {
+            assert!(ObjectName::parse(&odd).is_none(), "{odd}");
+        }
         assert_eq!(index.lookup("https://a/4.jpg").as_deref(), Some(good));
     }
 }
