@@ -29,6 +29,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::format::ImageFormat;
+use crate::pipeline::upload::hex;
 use crate::store::{ObjectStore, StoreError, join_key};
 
 /// Entries per index object.
@@ -40,7 +41,7 @@ const READ_CONCURRENCY: usize = 8;
 const ID_CONTEXT: &str = "batchimg 2026-11-28 url marker v1";
 
 /// Where the index objects live under `prefix`.
-pub fn index_dir(prefix: &str) -> String {
+fn index_dir(prefix: &str) -> String {
     join_key(prefix, ".batchimg/url-index/")
 }
 
@@ -76,10 +77,7 @@ impl ObjectName {
     }
 
     fn render(&self) -> String {
-        let mut s: String = self.hash.iter().map(|b| format!("{b:02x}")).collect();
-        s.push('.');
-        s.push_str(self.format.extension());
-        s
+        format!("{}.{}", hex(&self.hash), self.format.extension())
     }
 }
 

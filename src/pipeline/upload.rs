@@ -25,7 +25,8 @@ pub fn download_stem(url: &str) -> String {
     hex(&blake3::hash(url.as_bytes()).as_bytes()[..16])
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as keys and file names spell hashes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
