@@ -29,7 +29,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use batchimg::format::ImageFormat;
-use batchimg::pipeline::convert;
+use batchimg::pipeline::magick;
 use batchimg::settings::Limits;
 use magick_rust::{MagickWand, magick_wand_genesis};
 
@@ -206,7 +206,7 @@ struct Ceiling {
 /// The same conversion batchimg runs, on every core, with nothing else to do.
 fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> Ceiling {
     let limits = Limits::default();
-    convert::init(&limits).unwrap();
+    magick::init(&limits).unwrap();
     let next = AtomicUsize::new(0);
     let cpu0 = own_cpu();
     let started = Instant::now();
@@ -214,7 +214,7 @@ fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> Ceiling {
         for _ in 0..threads {
             s.spawn(|| {
                 while let Some(img) = images.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    convert::grayscale(img, ImageFormat::Jpeg, &limits).unwrap();
+                    magick::grayscale(img, ImageFormat::Jpeg, &limits).unwrap();
                 }
             });
         }

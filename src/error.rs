@@ -55,3 +55,19 @@ pub fn usage(err: impl Into<anyhow::Error>) -> CommandError {
 pub fn fatal(err: impl Into<anyhow::Error>) -> CommandError {
     CommandError::Fatal(err.into())
 }
+
+/// An error and its causes on one line, as `a: b: c`, leaving out a cause
+/// whose text the line already holds.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}

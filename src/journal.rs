@@ -18,16 +18,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redb::{
     ConcurrencyMode, Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
     ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::sync::mpsc;
 
-use crate::format::ImageFormat;
+use crate::job::{FailureClass, JobRecord, JobState, StateKind, now_ms};
 use crate::settings::Settings;
 
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
@@ -35,146 +35,12 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
 const FAILED: TableDefinition<u64, ()> = TableDefinition::new("failed");
 
-/// Bumped whenever a stored struct changes shape.
-const FORMAT_VERSION: u8 = 1;
+/// Bumped whenever a stored struct changes shape. 2: states carry their data.
+const FORMAT_VERSION: u8 = 2;
 const FILE_NAME: &str = "journal.redb";
 /// Small on purpose: the journal is read sequentially and peak RSS matters more.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 const INGEST_BATCH: usize = 50_000;
-
-/// Where a row is in its life. Failures keep their reason beside them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum JobState {
-    /// Not started, or started and interrupted before the download finished.
-    Pending,
-    /// The source image is in the work directory.
-    Downloaded,
-    /// The grayscale image is in the work directory.
-    Processed,
-    /// The object is in the bucket (uploaded now, or found already there).
-    Uploaded,
-    /// Given up on; `error` says why.
-    Failed,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 5] = [
-        JobState::Pending,
-        JobState::Downloaded,
-        JobState::Processed,
-        JobState::Uploaded,
-        JobState::Failed,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            JobState::Pending => "pending",
-            JobState::Downloaded => "downloaded",
-            JobState::Processed => "processed",
-            JobState::Uploaded => "uploaded",
-            JobState::Failed => "failed",
-        }
-    }
-}
-
-/// Why a row failed, coarse enough to count and to decide on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum FailureClass {
-    /// Not a URL batchimg will fetch: unparsable, not http(s), empty.
-    InvalidUrl,
-    /// Refused by the network policy (private or metadata address).
-    Blocked,
-    /// DNS, connection or timeout failure after every retry.
-    Network,
-    /// The server answered with an error status.
-    HttpStatus,
-    /// The body exceeded the download limit.
-    TooLarge,
-    /// The body is not one of the accepted image formats.
-    NotAnImage,
-    /// The image is larger than the decode limits (a decompression bomb, say).
-    ImageTooLarge,
-    /// ImageMagick could not decode or encode it.
-    CorruptImage,
-    /// The conversion ran past its time limit.
-    ConvertTimeout,
-    /// The object store refused or failed the upload.
-    Upload,
-    /// A local file could not be written or read.
-    LocalIo,
-}
-
-impl FailureClass {
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureClass::InvalidUrl => "invalid-url",
-            FailureClass::Blocked => "blocked",
-            FailureClass::Network => "network",
-            FailureClass::HttpStatus => "http-status",
-            FailureClass::TooLarge => "too-large",
-            FailureClass::NotAnImage => "not-an-image",
-            FailureClass::ImageTooLarge => "image-too-large",
-            FailureClass::CorruptImage => "corrupt-image",
-            FailureClass::ConvertTimeout => "convert-timeout",
-            FailureClass::Upload => "upload",
-            FailureClass::LocalIo => "local-io",
-        }
-    }
-}
-
-/// A failure and its message (the error's whole cause chain).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    pub class: FailureClass,
-    pub message: String,
-}
-
-/// Everything known about one input row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    /// The URL exactly as the input had it (trimmed).
-    pub url: String,
-    pub state: JobState,
-    /// Set on a repeated URL: the row that does the work for both.
-    pub dup_of: Option<u64>,
-    /// Times this row was picked up for processing (runs and resumes).
-    pub attempts: u32,
-    pub error: Option<Failure>,
-    /// Local path of the downloaded image.
-    pub input_path: Option<PathBuf>,
-    /// Blake3 of the downloaded bytes, to check the file on resume.
-    pub input_hash: Option<[u8; 32]>,
-    pub format: Option<ImageFormat>,
-    /// Local path of the converted image.
-    pub output_path: Option<PathBuf>,
-    /// Object key, derived from the source bytes and the recipe.
-    pub key: Option<String>,
-    pub s3url: Option<String>,
-    /// The object was already in the bucket; nothing was uploaded for this row.
-    pub reused: bool,
-    /// Unix time of the last change, in milliseconds.
-    pub updated_ms: u64,
-}
-
-impl JobRecord {
-    pub fn new(url: String, dup_of: Option<u64>) -> JobRecord {
-        JobRecord {
-            url,
-            state: JobState::Pending,
-            dup_of,
-            attempts: 0,
-            error: None,
-            input_path: None,
-            input_hash: None,
-            format: None,
-            output_path: None,
-            key: None,
-            s3url: None,
-            reused: false,
-            updated_ms: now_ms(),
-        }
-    }
-}
 
 /// One `batchimg run` (and its resumes).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,7 +71,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn get(&self, state: JobState) -> u64 {
+    pub fn get(&self, state: StateKind) -> u64 {
         self.by_state
             .iter()
             .find(|(n, _)| *n == state.name())
@@ -224,7 +90,11 @@ pub enum JournalError {
          or pass --fresh to discard it"
     )]
     Unfinished(PathBuf),
-    #[error("the journal in {path} was written by an incompatible version ({detail})")]
+    #[error(
+        "the journal in {path} was written by an incompatible version of batchimg ({detail}): \
+         finish that run with the version that started it, or start over with \
+         `batchimg run --fresh` (objects already in the bucket are not uploaded again)"
+    )]
     Incompatible { path: PathBuf, detail: String },
     #[error("journal database error")]
     Db(#[from] redb::Error),
@@ -360,7 +230,7 @@ impl Journal {
         let txn = begin_write(&db)?;
         {
             let mut c = txn.open_table(COUNTS)?;
-            c.insert(JobState::Pending.name(), counts.0)?;
+            c.insert(StateKind::Pending.name(), counts.0)?;
             txn.open_table(FAILED)?;
             let mut meta = txn.open_table(META)?;
             meta.insert("run", encode(&run).as_slice())?;
@@ -434,8 +304,8 @@ impl Journal {
             let rec: JobRecord = decode(value.value(), &self.path)?;
             let wanted = rec.dup_of.is_none()
                 && match rec.state {
-                    JobState::Uploaded => false,
-                    JobState::Failed => retry_failed,
+                    JobState::Uploaded(_) => false,
+                    JobState::Failed(_) => retry_failed,
                     _ => true,
                 };
             if wanted {
@@ -475,7 +345,7 @@ impl Journal {
     /// Starts the single writer; [`Writer::finish`] commits what is queued
     /// and stops it.
     pub fn writer(self: &Arc<Self>) -> Writer {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(8192);
+        let (tx, rx) = mpsc::channel::<Msg>(8192);
         let journal = Arc::clone(self);
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -487,23 +357,22 @@ impl Journal {
         }
     }
 
-    fn write_loop(&self, rx: mpsc::Receiver<Msg>) -> Result<(), JournalError> {
+    fn write_loop(&self, mut rx: mpsc::Receiver<Msg>) -> Result<(), JournalError> {
         // A commit costs an fsync; waiting this long for company makes the cost
         // per row negligible and bounds what a crash can lose.
         const WINDOW: Duration = Duration::from_millis(100);
         let mut pending: Vec<(u64, JobRecord)> = Vec::new();
-        let take = |closed: &mut bool| match rx.try_recv() {
+        let take = |rx: &mut mpsc::Receiver<Msg>, closed: &mut bool| match rx.try_recv() {
             Ok(m) => Some(m),
-            Err(mpsc::TryRecvError::Empty) => None,
-            Err(mpsc::TryRecvError::Disconnected) => {
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
                 *closed = true;
                 None
             }
         };
         loop {
-            let first = match rx.recv() {
-                Ok(m) => m,
-                Err(_) => return Ok(()),
+            let Some(first) = rx.blocking_recv() else {
+                return Ok(());
             };
             let deadline = Instant::now() + WINDOW;
             let mut closed = false;
@@ -514,7 +383,7 @@ impl Journal {
                         Msg::Update(row, rec) => pending.push((row, *rec)),
                         Msg::Shutdown => closed = true,
                     }
-                    msg = take(&mut closed);
+                    msg = take(&mut rx, &mut closed);
                 }
                 let now = Instant::now();
                 if closed || now >= deadline {
@@ -523,7 +392,7 @@ impl Journal {
                 // Sleep through the window rather than wake for each of the
                 // three updates a row makes; `finish` unparks this thread.
                 std::thread::park_timeout(deadline - now);
-                msg = take(&mut closed);
+                msg = take(&mut rx, &mut closed);
             }
             if !pending.is_empty() {
                 self.commit_updates(&mut pending)?;
@@ -550,14 +419,14 @@ impl Journal {
                     for key in count_keys(old) {
                         *delta.entry(key).or_default() -= 1;
                     }
-                    if old.state == JobState::Failed {
+                    if old.state.kind() == StateKind::Failed {
                         failed.remove(row)?;
                     }
                 }
                 for key in count_keys(&rec) {
                     *delta.entry(key).or_default() += 1;
                 }
-                if rec.state == JobState::Failed {
+                if rec.state.kind() == StateKind::Failed {
                     failed.insert(row, ())?;
                 }
             }
@@ -575,12 +444,11 @@ impl Journal {
 
 /// The counters a record contributes to.
 fn count_keys(rec: &JobRecord) -> Vec<String> {
-    let mut keys = vec![rec.state.name().to_string()];
-    if rec.state == JobState::Uploaded && rec.reused {
-        keys.push("reused".into());
-    }
-    if let (JobState::Failed, Some(f)) = (rec.state, &rec.error) {
-        keys.push(format!("failed:{}", f.class.name()));
+    let mut keys = vec![rec.state.kind().name().to_string()];
+    match &rec.state {
+        JobState::Uploaded(u) if u.reused => keys.push("reused".into()),
+        JobState::Failed(f) => keys.push(format!("failed:{}", f.class.name())),
+        _ => {}
     }
     keys
 }
@@ -601,9 +469,16 @@ enum Msg {
 }
 
 /// A handle to the journal's writer thread. Cheap to clone.
+///
+/// Row tasks send their records over a bounded tokio channel: a full queue
+/// makes the sending task wait (back-pressure) without blocking a runtime
+/// worker, and the writer thread drains it with `blocking_recv`. The run's
+/// information (`RunInfo`) does not go through here: the command layer writes
+/// it with [`Journal::set_run_info`] only before the writer starts and after
+/// [`Writer::finish`], so the two never contend for redb's write lock.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::SyncSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     thread: Arc<std::sync::Mutex<Option<WriterThread>>>,
 }
 
@@ -612,27 +487,25 @@ type WriterThread = std::thread::JoinHandle<Result<(), JournalError>>;
 impl Writer {
     /// Queues a row's new record; committed within about 100 ms. Fails only
     /// once the writer has stopped, after an error [`Writer::finish`] reports.
-    pub fn record(&self, row: u64, rec: JobRecord) -> Result<(), WriterGone> {
+    pub async fn record(&self, row: u64, rec: JobRecord) -> Result<(), WriterGone> {
         self.tx
             .send(Msg::Update(row, Box::new(rec)))
+            .await
             .map_err(|_| WriterGone)
     }
 
     /// Commits what is queued, stops the writer and returns its error, if any.
-    pub fn finish(&self) -> Result<(), JournalError> {
-        let _ = self.tx.send(Msg::Shutdown);
+    pub async fn finish(&self) -> Result<(), JournalError> {
+        let _ = self.tx.send(Msg::Shutdown).await;
         let handle = self.thread.lock().expect("writer lock").take();
-        if let Some(h) = &handle {
-            h.thread().unpark();
-        }
-        match handle {
-            Some(h) => h.join().unwrap_or_else(|_| {
-                Err(JournalError::Io(std::io::Error::other(
-                    "journal writer panicked",
-                )))
-            }),
-            None => Ok(()),
-        }
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        handle.thread().unpark();
+        let panicked = || JournalError::Io(std::io::Error::other("journal writer panicked"));
+        tokio::task::spawn_blocking(move || handle.join().unwrap_or_else(|_| Err(panicked())))
+            .await
+            .unwrap_or_else(|_| Err(panicked()))
     }
 }
 
@@ -725,7 +598,7 @@ fn run_info(txn: &ReadTransaction, path: &Path) -> Result<RunInfo, JournalError>
 fn counts(txn: &ReadTransaction) -> Result<Counts, JournalError> {
     let table = txn.open_table(COUNTS)?;
     let mut c = Counts::default();
-    for state in JobState::ALL {
+    for state in StateKind::ALL {
         let n = table.get(state.name())?.map_or(0, |v| v.value());
         c.by_state.push((state.name(), n));
     }
@@ -734,27 +607,13 @@ fn counts(txn: &ReadTransaction) -> Result<Counts, JournalError> {
         let (k, v) = entry?;
         if v.value() > 0
             && let Some(name) = k.value().strip_prefix("failed:")
-            && let Some(class) = CLASSES.iter().find(|c| c.name() == name)
+            && let Some(class) = FailureClass::ALL.iter().find(|c| c.name() == name)
         {
             c.failed_by_class.push((class.name(), v.value()));
         }
     }
     Ok(c)
 }
-
-const CLASSES: [FailureClass; 11] = [
-    FailureClass::InvalidUrl,
-    FailureClass::Blocked,
-    FailureClass::Network,
-    FailureClass::HttpStatus,
-    FailureClass::TooLarge,
-    FailureClass::NotAnImage,
-    FailureClass::ImageTooLarge,
-    FailureClass::CorruptImage,
-    FailureClass::ConvertTimeout,
-    FailureClass::Upload,
-    FailureClass::LocalIo,
-];
 
 fn incompatible(path: &Path, e: impl std::fmt::Display) -> JournalError {
     JournalError::Incompatible {
@@ -780,10 +639,4 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, JournalEr
         )),
         None => Err(incompatible(path, "empty record")),
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

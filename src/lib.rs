@@ -1,7 +1,8 @@
 //! batchimg: resumable batch image processing (download, grayscale, upload to S3).
 //!
 //! The map: `cli` parses, `settings` resolves, `commands` run the subcommands,
-//! `manifest` reads and writes the CSVs, `journal` records every row's state,
+//! `manifest` reads and writes the CSVs, `job` is a row's life as data,
+//! `journal` records it on disk,
 //! `pipeline` moves rows through fetch → convert → upload, `store` talks to S3,
 //! `retry`, `netguard` and `redact` hold the policies the stages share.
 
@@ -9,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod format;
+pub mod job;
 pub mod journal;
 pub mod location;
 pub mod logging;

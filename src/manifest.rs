@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::journal::{JobRecord, JobState, Journal};
+use crate::job::{JobRecord, JobState};
+use crate::journal::Journal;
 
 /// Header of the output CSV.
 pub const OUTPUT_HEADER: [&str; 4] = ["url", "input", "output", "s3url"];
@@ -196,13 +197,12 @@ pub fn write_results(
         _ => String::new(),
     };
     journal.for_each_resolved(|_, url, rec: &JobRecord| {
-        match rec.state {
-            JobState::Uploaded => {
+        match &rec.state {
+            JobState::Uploaded(done) => {
                 written.succeeded += 1;
-                let s3url = rec.s3url.as_deref().unwrap_or_default();
-                out.write_record([url, &path(&rec.input_path), &path(&rec.output_path), s3url])?;
+                out.write_record([url, &path(&done.input), &path(&done.output), &done.s3url])?;
             }
-            JobState::Failed => {
+            JobState::Failed(_) => {
                 written.failed += 1;
                 if let Some(f) = failed_csv.as_mut() {
                     f.write_record([url])?;

@@ -11,10 +11,11 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::error::{CommandError, ExitStatus, fatal, usage};
-use crate::journal::{JobState, Journal, JournalError, now_ms};
+use crate::job::{StateKind, now_ms};
+use crate::journal::{Journal, JournalError};
 use crate::location::Location;
 use crate::manifest;
-use crate::pipeline::{Pipeline, Stop, convert, rate};
+use crate::pipeline::{Pipeline, Stop, magick, rate};
 use crate::progress::{Bar, Reporter};
 use crate::settings::Settings;
 use crate::store::StoreErrorKind;
@@ -27,7 +28,7 @@ async fn connect_store(settings: &Settings) -> Result<S3Store, CommandError> {
     match store.check_bucket().await {
         Ok(()) => Ok(store),
         Err(e) => {
-            let detail = crate::pipeline::error_chain(&e);
+            let detail = crate::error::chain(&e);
             let bucket = &settings.store.bucket;
             Err(match e.kind {
                 StoreErrorKind::NoSuchBucket => usage(anyhow::anyhow!(
@@ -67,26 +68,26 @@ async fn execute(
     settings: Arc<Settings>,
     retry_failed: bool,
 ) -> Result<ExitStatus, CommandError> {
-    convert::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
+    magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
     let counts = journal.counts().map_err(journal_error)?;
     let mut run = journal.run_info().map_err(journal_error)?;
-    let done_at_start = counts.get(JobState::Uploaded) + counts.get(JobState::Failed);
+    let done_at_start = counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed);
     run.session_started_ms = now_ms();
     run.session_done_at_start = done_at_start
         - if retry_failed {
-            counts.get(JobState::Failed)
+            counts.get(StateKind::Failed)
         } else {
             0
         };
     run.finished_ms = None;
     journal.set_run_info(&run).map_err(journal_error)?;
 
-    let todo = counts.get(JobState::Pending)
-        + counts.get(JobState::Downloaded)
-        + counts.get(JobState::Processed)
+    let todo = counts.get(StateKind::Pending)
+        + counts.get(StateKind::Downloaded)
+        + counts.get(StateKind::Processed)
         + if retry_failed {
-            counts.get(JobState::Failed)
+            counts.get(StateKind::Failed)
         } else {
             0
         };
@@ -116,7 +117,7 @@ async fn execute(
         .await;
     signals.abort();
     reporter.end();
-    writer.finish().map_err(journal_error)?;
+    writer.finish().await.map_err(journal_error)?;
     drop(pipeline);
 
     let written = publish_results(&journal, &settings, &store).await?;
@@ -128,13 +129,13 @@ async fn execute(
 
     let elapsed = started.elapsed();
     let processed =
-        counts.get(JobState::Uploaded) + counts.get(JobState::Failed) - run.session_done_at_start;
+        counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed) - run.session_done_at_start;
     let reasons: Vec<String> = counts
         .failed_by_class
         .iter()
         .map(|(c, n)| format!("{c}: {n}"))
         .collect();
-    let uploaded = counts.get(JobState::Uploaded);
+    let uploaded = counts.get(StateKind::Uploaded);
     tracing::info!(
         rows = run.rows,
         succeeded_rows = written.succeeded,
@@ -142,14 +143,14 @@ async fn execute(
         unfinished_rows = written.unfinished,
         uploaded = uploaded - counts.reused,
         already_present = counts.reused,
-        failed = counts.get(JobState::Failed),
+        failed = counts.get(StateKind::Failed),
         elapsed_s = elapsed.as_secs_f64(),
         images_per_s = rate(processed, elapsed),
         "summary: {} rows: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s",
         run.rows,
         uploaded - counts.reused,
         counts.reused,
-        counts.get(JobState::Failed),
+        counts.get(StateKind::Failed),
         if reasons.is_empty() {
             String::new()
         } else {
@@ -282,7 +283,7 @@ pub(crate) async fn commit_file(
                 .map_err(|e| {
                     fatal(anyhow::anyhow!(
                         "cannot upload {loc}: {}",
-                        crate::pipeline::error_chain(&e)
+                        crate::error::chain(&e)
                     ))
                 })
         }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::error::{CommandError, ExitStatus, fatal, usage};
-use crate::journal::{CreateError, Journal, RunInfo, now_ms};
+use crate::job::now_ms;
+use crate::journal::{CreateError, Journal, RunInfo};
 use crate::location::Location;
 use crate::manifest;
 use crate::settings::{Settings, state_dir};
@@ -90,7 +91,7 @@ pub async fn download_input(
     let body = store.get_from(bucket, key).await.map_err(|e| {
         usage(anyhow::anyhow!(
             "cannot read s3://{bucket}/{key}: {}",
-            crate::pipeline::error_chain(&e)
+            crate::error::chain(&e)
         ))
     })?;
     let body = body.ok_or_else(|| usage(anyhow::anyhow!("s3://{bucket}/{key} does not exist")))?;

@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::cli::StatusArgs;
 use crate::error::{CommandError, ExitStatus};
-use crate::journal::{JobState, ReadJournal, now_ms};
+use crate::job::{StateKind, now_ms};
+use crate::journal::ReadJournal;
 use crate::redact::RawUrl;
 
 /// Failures listed by `status`.
@@ -25,7 +26,7 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
         .map_err(super::journal_error)?;
 
     let urls = run.rows - run.duplicates;
-    let done = counts.get(JobState::Uploaded) + counts.get(JobState::Failed);
+    let done = counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed);
     let now = now_ms();
     let state = match (run.finished_ms, heartbeat) {
         (Some(_), _) => "finished",
@@ -66,7 +67,7 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
         let failures: Vec<_> = failures
             .iter()
             .map(|(row, rec)| {
-                let e = rec.error.as_ref();
+                let e = rec.failure();
                 json!({
                     "row": row,
                     "url": rec.url,
@@ -138,8 +139,7 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
         println!("  failures {failed_total}: {}", reasons.join(", "));
         for (row, rec) in &failures {
             let (reason, message) = rec
-                .error
-                .as_ref()
+                .failure()
                 .map_or(("?", ""), |f| (f.class.name(), f.message.as_str()));
             println!("    row {row}: {reason}: {} ({message})", RawUrl(&rec.url));
         }

@@ -1,6 +1,10 @@
-//! Downloads one image: network policy enforced, size bounded while streaming,
-//! transient failures retried, and the body checked to be an image by its first
-//! bytes before the rest is fetched.
+//! The fetch stage: turns a row's URL into a source file in the work directory.
+//!
+//! It owns everything about getting the bytes: the URL checks, the network
+//! policy, the size bound enforced while streaming, retries of transient
+//! failures, sniffing the body as an image by its first bytes before the rest
+//! is fetched, reusing a download that an earlier (killed) run left behind,
+//! and the class of each of its errors.
 //!
 //! The body is collected in memory (bounded by the download limit), then
 //! written to `<dest>.part` and renamed in one blocking call, so a file under
@@ -17,23 +21,34 @@ use reqwest::{Client, StatusCode, redirect};
 use tokio::sync::Semaphore;
 use url::Url;
 
+use bytes::Bytes;
+
 use crate::format::ImageFormat;
+use crate::job::{Classify, FailureClass, SourceFile};
 use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
 use crate::redact::Redacted;
 use crate::retry::{Transient, with_retry};
 use crate::settings::{Limits, RetryPolicy};
 
-/// A downloaded image, in memory and in the work directory.
+/// Longest URL accepted, in bytes; longer rows fail with a clear reason.
+pub const MAX_URL_LEN: usize = 8192;
+
+/// A source image, in the work directory and in memory.
 #[derive(Debug, Clone)]
-pub struct Download {
-    pub path: PathBuf,
-    pub body: bytes::Bytes,
-    pub format: ImageFormat,
-    pub bytes: u64,
-    /// Blake3 of the body.
-    pub hash: [u8; 32],
+pub struct Fetched {
+    pub source: SourceFile,
+    pub body: Bytes,
+    /// Requests it took (0: a file an earlier run left behind was reused).
     pub attempts: u32,
+    /// Time spent downloading, the wait for a slot excluded.
     pub elapsed: Duration,
+}
+
+/// One downloaded body, before it has a place in the work directory.
+struct Body {
+    bytes: Bytes,
+    format: ImageFormat,
+    hash: [u8; 32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +84,39 @@ pub enum FetchError {
     },
 }
 
+impl Classify for FetchError {
+    fn class(&self) -> FailureClass {
+        match self {
+            FetchError::InvalidUrl(_) => FailureClass::InvalidUrl,
+            FetchError::Blocked(_) => FailureClass::Blocked,
+            FetchError::Status { .. } => FailureClass::HttpStatus,
+            FetchError::TooLarge { .. } => FailureClass::TooLarge,
+            FetchError::NotAnImage { .. } => FailureClass::NotAnImage,
+            FetchError::Io { .. } => FailureClass::LocalIo,
+            FetchError::Redirects(_)
+            | FetchError::Timeout(_)
+            | FetchError::Connect(_)
+            | FetchError::Body(_)
+            | FetchError::Request(_) => FailureClass::Network,
+        }
+    }
+}
+
+/// A fetch error and how many requests were made before it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}{}", if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() })]
+pub struct FetchFailure {
+    #[source]
+    pub error: FetchError,
+    pub attempts: u32,
+}
+
+impl Classify for FetchFailure {
+    fn class(&self) -> FailureClass {
+        self.error.class()
+    }
+}
+
 impl Transient for FetchError {
     fn is_transient(&self) -> bool {
         match self {
@@ -89,9 +137,11 @@ impl Transient for FetchError {
     }
 }
 
-/// The download stage: one HTTP client, shared by every download.
+/// The fetch stage: one HTTP client, shared by every download.
 pub struct Fetcher {
     client: Client,
+    /// Where downloads are kept (`<work dir>/in`).
+    dir: PathBuf,
     policy: NetPolicy,
     limits: Limits,
     retry: RetryPolicy,
@@ -103,6 +153,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(
+        dir: PathBuf,
         policy: NetPolicy,
         limits: Limits,
         retry: RetryPolicy,
@@ -132,6 +183,7 @@ impl Fetcher {
             .build()?;
         Ok(Fetcher {
             client,
+            dir,
             policy,
             limits,
             retry,
@@ -141,34 +193,94 @@ impl Fetcher {
         })
     }
 
-    /// Downloads `url` to `<dest_stem>.<ext>`, retrying transient failures.
-    pub async fn fetch(&self, url: &Url, dest_stem: &Path) -> Result<Download, (FetchError, u32)> {
-        if !matches!(url.scheme(), "http" | "https") {
-            let why = format!(
-                "scheme {:?} is not allowed (only http and https)",
-                url.scheme()
-            );
-            return Err((FetchError::InvalidUrl(why), 0));
+    /// The source image of the row with URL `raw`: a whole download that an
+    /// earlier run left in the work directory, or a new one.
+    pub async fn fetch(&self, raw: &str) -> Result<Fetched, FetchFailure> {
+        let fail = |error, attempts| FetchFailure { error, attempts };
+        let url = parse_url(raw).map_err(|e| fail(e, 0))?;
+        if let Some((source, body)) = self.left_behind(raw).await {
+            tracing::debug!(path = %source.path.display(), "reusing a download an earlier run left");
+            return Ok(Fetched {
+                source,
+                body,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+            });
         }
-        check_target(url, self.policy).map_err(|why| (FetchError::Blocked(why), 0))?;
-        let host = self.host_slot(url);
-        let started = Instant::now();
+        check_target(&url, self.policy).map_err(|why| fail(FetchError::Blocked(why), 0))?;
+        let host = self.host_slot(&url);
+        // Microseconds spent in requests, the waits for a slot and between retries excluded.
+        let busy = std::sync::atomic::AtomicU64::new(0);
         let (result, attempts) = with_retry(&self.retry, "download", || async {
             // The host's slot first: rows waiting on a busy host must not hold
             // the download slots that other hosts could use.
             let _host = host.acquire().await.expect("semaphore never closed");
             let _slot = self.slots.acquire().await.expect("semaphore never closed");
-            self.attempt(url, dest_stem).await
+            let started = Instant::now();
+            let result = self.attempt(&url).await;
+            let spent = started.elapsed().as_micros() as u64;
+            busy.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
+            result
         })
         .await;
-        match result {
-            Ok(mut d) => {
-                d.attempts = attempts;
-                d.elapsed = started.elapsed();
-                Ok(d)
-            }
-            Err(e) => Err((e, attempts)),
+        let body = result.map_err(|e| fail(e, attempts))?;
+        let path = self.stem(raw).with_extension(body.format.extension());
+        let (file_body, file_path) = (body.bytes.clone(), path.clone());
+        tokio::task::spawn_blocking(move || write_whole(&file_path, &file_body))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+            .map_err(|source| {
+                let path = path.clone();
+                fail(FetchError::Io { path, source }, attempts)
+            })?;
+        tracing::debug!(url = %Redacted(&url), bytes = body.bytes.len(), format = %body.format, path = %path.display(), "downloaded");
+        Ok(Fetched {
+            source: SourceFile {
+                path,
+                hash: body.hash,
+                format: body.format,
+            },
+            body: body.bytes,
+            attempts,
+            elapsed: Duration::from_micros(busy.into_inner()),
+        })
+    }
+
+    /// The bytes of a recorded download, if the file is still there and unchanged.
+    pub async fn reload(&self, source: &SourceFile) -> Option<Bytes> {
+        let body = read_file(source.path.clone()).await?;
+        if *blake3::hash(&body).as_bytes() != source.hash {
+            tracing::debug!(path = %source.path.display(), "recorded download changed; fetching again");
+            return None;
         }
+        Some(body)
+    }
+
+    /// A download of `raw` that a run killed before recording it left in the
+    /// work directory. Files appear under their final name only when whole.
+    pub async fn left_behind(&self, raw: &str) -> Option<(SourceFile, Bytes)> {
+        let stem = self.stem(raw);
+        let (path, format) = ImageFormat::ALL
+            .iter()
+            .map(|f| (stem.with_extension(f.extension()), *f))
+            .find(|(p, _)| p.exists())?;
+        let body = read_file(path.clone()).await?;
+        let hash = *blake3::hash(&body).as_bytes();
+        Some((SourceFile { path, hash, format }, body))
+    }
+
+    /// Where a download of `raw` left by an earlier run is, without reading it.
+    pub fn left_behind_path(&self, raw: &str) -> Option<PathBuf> {
+        let stem = self.stem(raw);
+        ImageFormat::ALL
+            .iter()
+            .map(|f| stem.with_extension(f.extension()))
+            .find(|p| p.exists())
+    }
+
+    fn stem(&self, raw: &str) -> PathBuf {
+        self.dir.join(super::keys::download_stem(raw))
     }
 
     fn host_slot(&self, url: &Url) -> Arc<Semaphore> {
@@ -184,7 +296,7 @@ impl Fetcher {
         )
     }
 
-    async fn attempt(&self, url: &Url, dest_stem: &Path) -> Result<Download, FetchError> {
+    async fn attempt(&self, url: &Url) -> Result<Body, FetchError> {
         let mut response = self
             .client
             .get(url.clone())
@@ -240,30 +352,45 @@ impl Fetcher {
             Some(f) => f,
             None => sniff(&body, &content_type)?,
         };
-        let bytes = body.len() as u64;
-        let hash = *hasher.finalize().as_bytes();
-        let body = bytes::Bytes::from(body);
-        let path = dest_stem.with_extension(format.extension());
-        let (file_body, file_path) = (body.clone(), path.clone());
-        tokio::task::spawn_blocking(move || write_whole(&file_path, &file_body))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r)
-            .map_err(|source| FetchError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        tracing::debug!(url = %Redacted(url), bytes, %format, path = %path.display(), "downloaded");
-        Ok(Download {
-            path,
-            body,
+        Ok(Body {
+            bytes: Bytes::from(body),
             format,
-            bytes,
-            hash,
-            attempts: 0,
-            elapsed: Duration::ZERO,
+            hash: *hasher.finalize().as_bytes(),
         })
     }
+}
+
+/// A whole file's bytes, read on the blocking pool; `None` if it cannot be read.
+pub async fn read_file(path: PathBuf) -> Option<Bytes> {
+    match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(body)) => Some(Bytes::from(body)),
+        _ => None,
+    }
+}
+
+/// Checks a row's URL before anything is fetched.
+pub fn parse_url(raw: &str) -> Result<Url, FetchError> {
+    let invalid = |why: String| FetchError::InvalidUrl(why);
+    if raw.is_empty() {
+        return Err(invalid("empty URL".into()));
+    }
+    if raw.len() > MAX_URL_LEN {
+        return Err(invalid(format!(
+            "URL is {} bytes long, over the {MAX_URL_LEN}-byte limit",
+            raw.len()
+        )));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(invalid("URL contains control characters".into()));
+    }
+    let url = Url::parse(raw).map_err(|e| invalid(format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "scheme {:?} is not allowed (only http and https)",
+            url.scheme()
+        )));
+    }
+    Ok(url)
 }
 
 /// Writes `<path>.part`, then renames it to `path`, so `path` is always whole.

@@ -1,58 +1,109 @@
-//! Content-addressed uploads: how object keys and download names are derived.
+//! The upload stage: existence checks and conditional PUTs under their slots,
+//! and the breaker that tells a store outage from one row's bad luck.
 //!
-//! An object's key is derived with blake3 from the source image's bytes under a
-//! versioned context that names the recipe, so the same image always lands on
-//! the same key, a HEAD answers "already done" without any database, and a
-//! future change of recipe gets new keys instead of colliding with old ones.
-//!
-//! Which object a URL produced is kept in the bucket's URL index (`markers`).
+//! Every store request of a run goes through here, URL index objects included,
+//! so the breaker sees them all: after [`STORE_DOWN_AFTER`] consecutive
+//! failures, or at once for a failure no other row could escape (no such
+//! bucket, rejected credentials), the run is stopped instead of failing every
+//! remaining row one by one.
 
-use crate::format::ImageFormat;
-use crate::store::join_key;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Names the processing recipe. Change it whenever the output for a given
-/// input could change, and every key changes with it.
-const KEY_CONTEXT: &str = "batchimg 2026-11-28 object key: grayscale v1 (ImageMagick GRAY, same format, auto-orient, strip)";
+use bytes::Bytes;
+use tokio::sync::Semaphore;
 
-/// The key of the grayscale version of an image whose bytes hash to `source_hash`.
-pub fn object_key(prefix: &str, source_hash: &[u8; 32], format: ImageFormat) -> String {
-    let derived = blake3::derive_key(KEY_CONTEXT, source_hash);
-    join_key(prefix, &format!("{}.{}", hex(&derived), format.extension()))
+use super::Control;
+use crate::job::{Classify, FailureClass};
+use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
+
+/// Consecutive failed store requests after which the store is taken to be down.
+const STORE_DOWN_AFTER: u32 = 8;
+
+impl Classify for StoreError {
+    fn class(&self) -> FailureClass {
+        FailureClass::Upload
+    }
 }
 
-/// Stable file name for a URL's download in the work directory (no extension).
-pub fn download_stem(url: &str) -> String {
-    hex(&blake3::hash(url.as_bytes()).as_bytes()[..16])
+/// The upload stage: the store, its slots and its breaker.
+pub struct Uploader<S> {
+    store: S,
+    /// Uploads, HEADs and index writes in flight.
+    slots: Semaphore,
+    /// Consecutive failed requests.
+    failures: AtomicU32,
+    control: Arc<Control>,
 }
 
-/// Lower-case hex, as keys and file names spell hashes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_depend_on_content_and_format_only() {
-        let a = object_key("p/", &[1; 32], ImageFormat::Jpeg);
-        assert_eq!(a, object_key("p/", &[1; 32], ImageFormat::Jpeg));
-        assert_ne!(a, object_key("p/", &[2; 32], ImageFormat::Jpeg));
-        assert!(a.starts_with("p/") && a.ends_with(".jpg"));
-        assert_eq!(a.len(), "p/".len() + 64 + ".jpg".len());
+impl<S: ObjectStore> Uploader<S> {
+    pub fn new(store: S, slots: usize, control: Arc<Control>) -> Uploader<S> {
+        Uploader {
+            store,
+            slots: Semaphore::new(slots),
+            failures: AtomicU32::new(0),
+            control,
+        }
     }
 
-    #[test]
-    fn the_recipe_context_changes_the_key() {
-        // The key is not the plain hash of the source, so a new recipe can get new keys.
-        let plain = hex(blake3::hash(&[1; 32]).as_bytes());
-        assert!(!object_key("", &[1; 32], ImageFormat::Png).starts_with(&plain));
+    /// The store itself, for reads that are not the breaker's business (the
+    /// URL index at start, which falls back to downloading when it fails).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether `key` is in the bucket.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let _slot = self.slots.acquire().await.expect("never closed");
+        self.count(self.store.exists(key).await)
+    }
+
+    /// Uploads `body` to `key` unless an object is already there.
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<PutOutcome, StoreError> {
+        let _slot = self.slots.acquire().await.expect("never closed");
+        self.count(self.store.put_if_absent(key, body, content_type).await)
+    }
+
+    /// Writes `body` to `key`, replacing what is there (URL index objects).
+    pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        let _slot = self.slots.acquire().await.expect("never closed");
+        self.count(self.store.put(key, body, content_type).await)
+    }
+
+    pub fn object_url(&self, key: &str) -> String {
+        self.store.object_url(key)
+    }
+
+    /// Whether the latest request failed.
+    pub fn failing(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) > 0
+    }
+
+    fn count<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) => self.failures.store(0, Ordering::Relaxed),
+            Err(e) => {
+                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let systemic = matches!(
+                    e.kind,
+                    StoreErrorKind::NoSuchBucket
+                        | StoreErrorKind::BadCredentials
+                        | StoreErrorKind::PermissionDenied
+                );
+                if n >= STORE_DOWN_AFTER || systemic {
+                    self.control.set_fatal(format!(
+                        "the object store is failing ({}); stopping. Nothing is lost: fix it, \
+                         then `batchimg resume --retry-failed`",
+                        crate::error::chain(e)
+                    ));
+                }
+            }
+        }
+        result
     }
 }

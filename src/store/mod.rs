@@ -60,6 +60,43 @@ pub trait ObjectStore: Send + Sync + 'static {
     fn object_url(&self, key: &str) -> String;
 }
 
+/// A shared store is a store (the pipeline's unit tests keep a handle to count requests).
+impl<S: ObjectStore> ObjectStore for std::sync::Arc<S> {
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).exists(key)
+    }
+    fn put_if_absent(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
+        (**self).put_if_absent(key, body, content_type)
+    }
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {
+        (**self).get(key)
+    }
+    fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put(key, body, content_type)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: i32,
+    ) -> impl Future<Output = Result<(Vec<String>, bool), StoreError>> + Send {
+        (**self).list(prefix, start_after, max)
+    }
+    fn object_url(&self, key: &str) -> String {
+        (**self).object_url(key)
+    }
+}
+
 /// What went wrong talking to the store, kept coarse enough to decide on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -145,11 +182,15 @@ pub mod memory {
     #[derive(Default)]
     pub struct MemoryStore {
         pub objects: Mutex<HashMap<String, Bytes>>,
+        /// Keys of every PUT, conditional or not, in order.
         pub puts: Mutex<Vec<String>>,
+        /// Keys of every HEAD, in order.
+        pub heads: Mutex<Vec<String>>,
     }
 
     impl ObjectStore for MemoryStore {
         async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+            self.heads.lock().unwrap().push(key.to_string());
             Ok(self.objects.lock().unwrap().contains_key(key))
         }
         async fn put_if_absent(

@@ -23,13 +23,15 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::format::ImageFormat;
-use crate::pipeline::upload::hex;
+use crate::pipeline::keys::hex;
+use crate::pipeline::upload::Uploader;
 use crate::store::{ObjectStore, StoreError, join_key};
 
 /// Entries per index object.
@@ -38,6 +40,7 @@ pub const FLUSH_ENTRIES: usize = 1000;
 pub const FLUSH_EVERY: Duration = Duration::from_secs(30);
 /// Index objects read at once when a run starts.
 const READ_CONCURRENCY: usize = 8;
+/// Names the URL id's derivation; a cross-version contract like the object keys.
 const ID_CONTEXT: &str = "batchimg 2026-11-28 url marker v1";
 
 /// Where the index objects live under `prefix`.
@@ -81,14 +84,117 @@ impl ObjectName {
     }
 }
 
+/// The URL index as a stage of the run: what it read at the start, what this
+/// run adds, and when it writes.
+pub struct UrlIndex {
+    enabled: bool,
+    prefix: String,
+    snapshot: tokio::sync::OnceCell<Snapshot>,
+    /// Objects listed at start, when the snapshot had entries to check.
+    listing: tokio::sync::OnceCell<Existing>,
+    additions: Additions,
+    /// After a failed write, the next one waits for the timer rather than
+    /// being retried (with an ever larger batch) on every row.
+    quiet_until: Mutex<Option<Instant>>,
+}
+
+impl UrlIndex {
+    pub fn new(enabled: bool, prefix: &str) -> UrlIndex {
+        UrlIndex {
+            enabled,
+            prefix: prefix.to_string(),
+            snapshot: tokio::sync::OnceCell::new(),
+            listing: tokio::sync::OnceCell::new(),
+            additions: Additions::default(),
+            quiet_until: Mutex::new(None),
+        }
+    }
+
+    /// Reads the index, if it is small enough to pay off for `rows` rows to do.
+    pub async fn load<S: ObjectStore>(&self, up: &Uploader<S>, rows: u64) {
+        if !self.enabled {
+            return;
+        }
+        // One index object (up to 1000 URLs) per 100 rows to do, at most:
+        // past that, downloading the few rows again is cheaper. The objects
+        // the index names are listed too, one LIST per 1000 rows to do at
+        // most; names past the listing get a HEAD each.
+        let max_objects = usize::try_from(rows / 100).unwrap_or(usize::MAX) + 16;
+        let (snapshot, listing) =
+            load(up.store(), &self.prefix, max_objects, rows / 1000 + 2).await;
+        if let Some(listing) = listing {
+            let _ = self.listing.set(listing);
+        }
+        let _ = self.snapshot.set(snapshot);
+    }
+
+    /// The key of the object an earlier run made from `url`, if it is still
+    /// in the bucket.
+    pub async fn lookup<S: ObjectStore>(
+        &self,
+        url: &str,
+        up: &Uploader<S>,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(name) = self.snapshot.get().and_then(|s| s.lookup(url)) else {
+            return Ok(None);
+        };
+        let key = join_key(&self.prefix, &name);
+        // The index alone is not proof: the object may have been deleted since.
+        match self.listing.get().and_then(|e| e.check(&name)) {
+            Some(true) => Ok(Some(key)),
+            Some(false) => Ok(None),
+            None => Ok(up.exists(&key).await?.then_some(key)),
+        }
+    }
+
+    /// Notes that `url` produced `key`; a full batch is written at once.
+    pub async fn note<S: ObjectStore>(&self, url: &str, key: &str, up: &Uploader<S>) {
+        if !self.enabled || !self.additions.add(self.snapshot.get(), url, key) {
+            return;
+        }
+        let quiet = *self.quiet_until.lock().expect("URL index lock");
+        if quiet.is_none_or(|until| Instant::now() >= until) {
+            self.flush(up).await;
+        }
+    }
+
+    /// Writes what this run added and has not written yet.
+    pub async fn flush<S: ObjectStore>(&self, up: &Uploader<S>) {
+        if !self.enabled {
+            return;
+        }
+        // A lost entry only costs a download next time, so this is not a row failure.
+        match self.additions.flush(up, &self.prefix).await {
+            Ok(()) => *self.quiet_until.lock().expect("URL index lock") = None,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "could not write the URL index");
+                *self.quiet_until.lock().expect("URL index lock") =
+                    Some(Instant::now() + FLUSH_EVERY);
+            }
+        }
+    }
+
+    /// Writes what is pending every [`FLUSH_EVERY`] until `done`.
+    pub async fn keep_flushing<S: ObjectStore>(&self, up: &Uploader<S>, done: CancellationToken) {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = done.cancelled() => return,
+                _ = tick.tick() => self.flush(up).await,
+            }
+        }
+    }
+}
+
 /// The index as read at the start of a run: a sorted vector rather than a
 /// hash map, so a million URLs take 49 MB instead of about 140.
 #[derive(Debug, Default)]
-pub struct MarkerIndex {
+struct Snapshot {
     entries: Vec<([u8; 16], ObjectName)>,
 }
 
-impl MarkerIndex {
+impl Snapshot {
     /// Adds the entries of one index object; lines that do not parse are skipped.
     fn add_text(&mut self, text: &str) {
         for line in text.lines() {
@@ -118,7 +224,7 @@ impl MarkerIndex {
     }
 
     /// The name of the object `url` produced, if the index has it.
-    pub fn lookup(&self, url: &str) -> Option<String> {
+    fn lookup(&self, url: &str) -> Option<String> {
         self.get(url).map(ObjectName::render)
     }
 
@@ -126,11 +232,12 @@ impl MarkerIndex {
         self.get(url) == Some(name)
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }
@@ -139,12 +246,12 @@ impl MarkerIndex {
 /// objects, and when it has entries, lists the objects too (at most
 /// `max_pages` requests) while the index objects are read. Whatever cannot be
 /// read is left out: those URLs are downloaded.
-pub async fn load<S: ObjectStore>(
+async fn load<S: ObjectStore>(
     store: &S,
     prefix: &str,
     max_objects: usize,
     max_pages: u64,
-) -> (MarkerIndex, Option<Existing>) {
+) -> (Snapshot, Option<Existing>) {
     let dir = index_dir(prefix);
     let mut keys = Vec::new();
     let mut after: Option<String> = None;
@@ -158,7 +265,7 @@ pub async fn load<S: ObjectStore>(
                         max_objects,
                         "the URL index is too large to be worth reading for this run"
                     );
-                    return (MarkerIndex::default(), None);
+                    return (Snapshot::default(), None);
                 }
                 if !more {
                     break;
@@ -166,13 +273,13 @@ pub async fn load<S: ObjectStore>(
                 after = keys.last().cloned();
             }
             Err(e) => {
-                tracing::debug!(error = %crate::pipeline::error_chain(&e), "cannot list the URL index");
-                return (MarkerIndex::default(), None);
+                tracing::debug!(error = %crate::error::chain(&e), "cannot list the URL index");
+                return (Snapshot::default(), None);
             }
         }
     }
     if keys.is_empty() {
-        return (MarkerIndex::default(), None);
+        return (Snapshot::default(), None);
     }
     tokio::join!(
         read_index(store, &keys),
@@ -180,8 +287,8 @@ pub async fn load<S: ObjectStore>(
     )
 }
 
-async fn read_index<S: ObjectStore>(store: &S, keys: &[String]) -> MarkerIndex {
-    let mut index = MarkerIndex::default();
+async fn read_index<S: ObjectStore>(store: &S, keys: &[String]) -> Snapshot {
+    let mut index = Snapshot::default();
     // In listing order, which is the order they were written: a later entry
     // for a URL replaces an earlier one.
     let mut reads = futures::stream::iter(keys)
@@ -192,7 +299,7 @@ async fn read_index<S: ObjectStore>(store: &S, keys: &[String]) -> MarkerIndex {
             Ok(Some(body)) => index.add_text(&String::from_utf8_lossy(&body)),
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!(key, error = %crate::pipeline::error_chain(&e), "cannot read a URL index object")
+                tracing::debug!(key, error = %crate::error::chain(&e), "cannot read a URL index object")
             }
         }
     }
@@ -207,7 +314,7 @@ async fn read_index<S: ObjectStore>(store: &S, keys: &[String]) -> MarkerIndex {
 
 /// Which objects exist under the prefix, as far as a listing went.
 #[derive(Debug, Default)]
-pub struct Existing {
+struct Existing {
     /// Sorted, 33 bytes an object.
     present: Vec<ObjectName>,
     /// Names up to and including this one were listed; `None`: all of them.
@@ -217,7 +324,7 @@ pub struct Existing {
 impl Existing {
     /// Whether the object `name` exists, or `None` when the listing stopped
     /// before it (ask the store).
-    pub fn check(&self, name: &str) -> Option<bool> {
+    fn check(&self, name: &str) -> Option<bool> {
         match &self.covered_to {
             Some(end) if name > end.as_str() => None,
             _ => Some(
@@ -258,7 +365,7 @@ async fn list_existing<S: ObjectStore>(
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %crate::pipeline::error_chain(&e), "cannot list the objects; asking per URL");
+                tracing::debug!(error = %crate::error::chain(&e), "cannot list the objects; asking per URL");
                 return None;
             }
         }
@@ -271,7 +378,7 @@ async fn list_existing<S: ObjectStore>(
 }
 
 /// Entries of this run not yet written.
-pub struct MarkerLog {
+struct Additions {
     pending: Mutex<Vec<(u128, ObjectName)>>,
     /// `<unix ns>-<random>`: index objects of concurrent runs and shards never
     /// collide, and list in the order they were started.
@@ -279,13 +386,13 @@ pub struct MarkerLog {
     written: AtomicU64,
 }
 
-impl Default for MarkerLog {
+impl Default for Additions {
     fn default() -> Self {
         let ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        MarkerLog {
+        Additions {
             pending: Mutex::new(Vec::new()),
             run_tag: format!("{ns:020}-{:016x}", fastrand::u64(..)),
             written: AtomicU64::new(0),
@@ -293,10 +400,10 @@ impl Default for MarkerLog {
     }
 }
 
-impl MarkerLog {
+impl Additions {
     /// Notes that `url` produced `key`, unless `index` already says so.
     /// Returns true when a full batch is waiting to be flushed.
-    pub fn add(&self, index: Option<&MarkerIndex>, url: &str, key: &str) -> bool {
+    fn add(&self, index: Option<&Snapshot>, url: &str, key: &str) -> bool {
         let name = key.rsplit('/').next().unwrap_or(key);
         let Some(name) = ObjectName::parse(name) else {
             return false;
@@ -304,15 +411,19 @@ impl MarkerLog {
         if index.is_some_and(|i| i.knows(url, &name)) {
             return false;
         }
-        let mut pending = self.pending.lock().expect("marker log lock");
+        let mut pending = self.pending.lock().expect("URL index lock");
         pending.push((url_id(url), name));
         pending.len() >= FLUSH_ENTRIES
     }
 
     /// Writes what is pending as one index object. On failure the entries
     /// are kept for the next flush.
-    pub async fn flush<S: ObjectStore>(&self, store: &S, prefix: &str) -> Result<(), StoreError> {
-        let batch = std::mem::take(&mut *self.pending.lock().expect("marker log lock"));
+    async fn flush<S: ObjectStore>(
+        &self,
+        up: &Uploader<S>,
+        prefix: &str,
+    ) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut *self.pending.lock().expect("URL index lock"));
         if batch.is_empty() {
             return Ok(());
         }
@@ -322,13 +433,13 @@ impl MarkerLog {
         }
         let seq = self.written.fetch_add(1, Ordering::Relaxed);
         let key = format!("{}{}-{seq:06}.txt", index_dir(prefix), self.run_tag);
-        match store.put(&key, Bytes::from(text), "text/plain").await {
+        match up.put(&key, Bytes::from(text), "text/plain").await {
             Ok(()) => {
                 tracing::debug!(key, urls = batch.len(), "wrote a URL index object");
                 Ok(())
             }
             Err(e) => {
-                self.pending.lock().expect("marker log lock").extend(batch);
+                self.pending.lock().expect("URL index lock").extend(batch);
                 Err(e)
             }
         }
@@ -338,8 +449,12 @@ impl MarkerLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::upload::object_key;
+    use crate::pipeline::keys::object_key;
     use crate::store::memory::MemoryStore;
+
+    fn uploader() -> Uploader<MemoryStore> {
+        Uploader::new(MemoryStore::default(), 4, Default::default())
+    }
 
     fn key(i: u8) -> String {
         object_key("p/", &[i; 32], ImageFormat::Jpeg)
@@ -347,18 +462,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_flushed_log_is_read_back_by_the_next_run() {
-        let store = MemoryStore::default();
-        let log = MarkerLog::default();
+        let up = uploader();
+        let store = up.store();
+        let log = Additions::default();
         for i in 0..5u8 {
             assert!(!log.add(None, &format!("https://a/{i}.jpg"), &key(i)));
         }
-        log.flush(&store, "p/").await.unwrap();
+        log.flush(&up, "p/").await.unwrap();
         // One object for five URLs, and nothing more to write.
         assert_eq!(store.puts.lock().unwrap().len(), 1);
-        log.flush(&store, "p/").await.unwrap();
+        log.flush(&up, "p/").await.unwrap();
         assert_eq!(store.puts.lock().unwrap().len(), 1);
 
-        let index = load(&store, "p/", 10, 10).await.0;
+        let index = load(store, "p/", 10, 10).await.0;
         assert_eq!(index.len(), 5);
         for i in 0..5u8 {
             let name = key(i).strip_prefix("p/").unwrap().to_string();
@@ -366,39 +482,40 @@ mod tests {
         }
         assert_eq!(index.lookup("https://a/new.jpg"), None);
         // Another prefix has its own index.
-        assert!(load(&store, "q/", 10, 10).await.0.is_empty());
+        assert!(load(store, "q/", 10, 10).await.0.is_empty());
     }
 
     #[tokio::test]
     async fn two_runs_write_separate_objects_and_known_entries_are_not_repeated() {
-        let store = MemoryStore::default();
-        let (first, second) = (MarkerLog::default(), MarkerLog::default());
+        let up = uploader();
+        let store = up.store();
+        let (first, second) = (Additions::default(), Additions::default());
         first.add(None, "https://a/1.jpg", &key(1));
         second.add(None, "https://a/2.jpg", &key(2));
-        first.flush(&store, "").await.unwrap();
-        second.flush(&store, "").await.unwrap();
+        first.flush(&up, "").await.unwrap();
+        second.flush(&up, "").await.unwrap();
         assert_eq!(store.objects.lock().unwrap().len(), 2);
 
-        let index = load(&store, "", 10, 10).await.0;
+        let index = load(store, "", 10, 10).await.0;
         assert_eq!(index.len(), 2);
-        let third = MarkerLog::default();
+        let third = Additions::default();
         // Already in the index under the same object: nothing to write.
         third.add(Some(&index), "https://a/1.jpg", &key(1));
-        third.flush(&store, "").await.unwrap();
+        third.flush(&up, "").await.unwrap();
         assert_eq!(store.objects.lock().unwrap().len(), 2);
         // The same URL now gives other bytes: the new entry is written and wins.
         third.add(Some(&index), "https://a/1.jpg", &key(9));
-        third.flush(&store, "").await.unwrap();
+        third.flush(&up, "").await.unwrap();
         let name = key(9).strip_prefix("p/").unwrap().to_string();
         assert_eq!(
-            load(&store, "", 10, 10).await.0.lookup("https://a/1.jpg"),
+            load(store, "", 10, 10).await.0.lookup("https://a/1.jpg"),
             Some(name)
         );
     }
 
     #[test]
     fn a_full_batch_asks_for_a_flush() {
-        let log = MarkerLog::default();
+        let log = Additions::default();
         let full = (0..FLUSH_ENTRIES)
             .map(|i| log.add(None, &format!("https://a/{i}"), &key(1)))
             .filter(|full| *full)
@@ -408,31 +525,33 @@ mod tests {
 
     #[tokio::test]
     async fn an_index_too_large_for_the_run_is_not_read() {
-        let store = MemoryStore::default();
+        let up = uploader();
+        let store = up.store();
         for i in 0..12u8 {
-            let log = MarkerLog::default();
+            let log = Additions::default();
             log.add(None, &format!("https://a/{i}.jpg"), &key(i));
-            log.flush(&store, "").await.unwrap();
+            log.flush(&up, "").await.unwrap();
         }
-        assert_eq!(load(&store, "", 12, 10).await.0.len(), 12);
-        assert!(load(&store, "", 11, 10).await.0.is_empty());
+        assert_eq!(load(store, "", 12, 10).await.0.len(), 12);
+        assert!(load(store, "", 11, 10).await.0.is_empty());
     }
 
     #[tokio::test]
     async fn a_listing_finds_the_objects_and_skips_everything_else() {
-        let store = MemoryStore::default();
+        let up = uploader();
+        let store = up.store();
         let mut names = Vec::new();
         for i in 0..25u8 {
             store.put(&key(i), Bytes::new(), "").await.unwrap();
             names.push(key(i).strip_prefix("p/").unwrap().to_string());
         }
         // Index objects and other files under the prefix are not objects.
-        let log = MarkerLog::default();
+        let log = Additions::default();
         log.add(None, "https://a/1.jpg", &key(1));
-        log.flush(&store, "p/").await.unwrap();
+        log.flush(&up, "p/").await.unwrap();
         store.put("p/notes.txt", Bytes::new(), "").await.unwrap();
 
-        let all = list_existing(&store, "p/", 10).await.unwrap();
+        let all = list_existing(store, "p/", 10).await.unwrap();
         assert_eq!(all.present.len(), 25);
         assert!(names.iter().all(|n| all.check(n) == Some(true)));
         assert_eq!(all.check(key(99).strip_prefix("p/").unwrap()), Some(false));
@@ -440,7 +559,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_partial_listing_leaves_the_rest_to_a_head() {
-        let store = MemoryStore::default();
+        let up = uploader();
+        let store = up.store();
         let mut keys: Vec<String> = (0..1500u32)
             .map(|i| {
                 object_key(
@@ -455,7 +575,7 @@ mod tests {
         }
         keys.sort();
         // One request of 1000 keys: the first thousand are known, the rest are not.
-        let partial = list_existing(&store, "", 1).await.unwrap();
+        let partial = list_existing(store, "", 1).await.unwrap();
         assert_eq!(partial.present.len(), 1000);
         assert_eq!(partial.check(&keys[0]), Some(true));
         assert_eq!(partial.check(&keys[999]), Some(true));
@@ -465,7 +585,7 @@ mod tests {
         let absent = format!("{}.png", "0".repeat(64));
         assert_eq!(partial.check(&absent), Some(false));
         assert_eq!(
-            list_existing(&store, "", 2).await.unwrap().present.len(),
+            list_existing(store, "", 2).await.unwrap().present.len(),
             1500
         );
     }
@@ -474,7 +594,7 @@ mod tests {
     fn damaged_lines_are_skipped() {
         let good = key(4);
         let good = good.strip_prefix("p/").unwrap();
-        let mut index = MarkerIndex::default();
+        let mut index = Snapshot::default();
         let id = url_id("https://a/4.jpg");
         index.add_text(&format!(
             "garbage\n{id:032x} {good}\n{id:x}zz {good}\n00 nothex.jpg\n01 {}.exe\n",
