@@ -119,9 +119,11 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Also retry the rows that failed (by default they stay failed).
-    #[arg(long)]
-    pub retry_failed: bool,
+    /// Also retry the rows that failed: all of them, or only those failed for
+    /// the reasons named (comma-separated, e.g. `--retry-failed network,http-status`).
+    /// Rows stopped by a store outage or a full disk are not failed and need no flag.
+    #[arg(long, value_name = "REASONS", num_args = 0..=1, require_equals = false, value_delimiter = ',')]
+    pub retry_failed: Option<Vec<String>>,
 
     #[command(flatten)]
     pub tuning: TuningArgs,
@@ -215,9 +217,22 @@ pub struct TuningArgs {
     #[arg(long, value_name = "DIR", env = "BATCHIMG_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// Delete the local downloaded and converted files once a row is uploaded.
-    #[arg(long)]
+    /// Delete the local downloaded and converted files once a row is uploaded
+    /// (otherwise the work directory keeps about twice each image's size).
+    #[arg(long, env = "BATCHIMG_DELETE_LOCAL", value_parser = clap::builder::FalseyValueParser::new())]
     pub delete_local: bool,
+
+    /// After SIGTERM or the first Ctrl-C, how long rows in flight may take to
+    /// finish before they are left for `resume` (e.g. `10s`, `1m`) [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "BATCHIMG_STOP_GRACE")]
+    pub stop_grace: Option<humantime::Duration>,
+
+    /// Memory that images in flight may use, e.g. `1GiB`, `700MB`: downloads,
+    /// conversions and uploads wait for room in it, and ImageMagick keeps a
+    /// larger image's pixels on disk [default: 60% of the container's memory
+    /// limit, else of physical memory].
+    #[arg(long, value_name = "SIZE", env = "BATCHIMG_MEMORY_BUDGET")]
+    pub memory_budget: Option<bytesize::ByteSize>,
 
     /// Concurrent downloads [default: 32].
     #[arg(long, value_name = "N")]

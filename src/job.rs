@@ -129,10 +129,13 @@ pub enum FailureClass {
     LocalIo,
     /// A bug in batchimg (a panic) stopped this row; the rest of the run goes on.
     Internal,
+    /// The process died while converting this image, and again when it was
+    /// converted alone: a crash in a decoder, or memory the container lacks.
+    Crashed,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 12] = [
+    pub const ALL: [FailureClass; 13] = [
         FailureClass::InvalidUrl,
         FailureClass::Blocked,
         FailureClass::Network,
@@ -145,6 +148,7 @@ impl FailureClass {
         FailureClass::Upload,
         FailureClass::LocalIo,
         FailureClass::Internal,
+        FailureClass::Crashed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -161,6 +165,7 @@ impl FailureClass {
             FailureClass::Upload => "upload",
             FailureClass::LocalIo => "local-io",
             FailureClass::Internal => "internal",
+            FailureClass::Crashed => "crashed",
         }
     }
 }
@@ -168,6 +173,67 @@ impl FailureClass {
 /// A stage error that knows which class of failure it is.
 pub trait Classify: std::error::Error + 'static {
     fn class(&self) -> FailureClass;
+
+    /// Why the error is not this row's fault, when it is not: the store is
+    /// down, the disk is full. Such a row is left in its last recorded state
+    /// for `resume`, instead of being failed.
+    fn systemic(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Which failed rows a resume takes up again (`--retry-failed[=CLASSES]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RetryFailed {
+    /// None: failed rows stay failed.
+    #[default]
+    No,
+    /// Every failed row.
+    All,
+    /// Rows failed for one of these reasons.
+    Classes(Vec<FailureClass>),
+}
+
+impl RetryFailed {
+    /// Reads the flag's values: none for every class, else class names.
+    pub fn parse(values: Option<&[String]>) -> Result<RetryFailed, String> {
+        let Some(values) = values else {
+            return Ok(RetryFailed::No);
+        };
+        if values.is_empty() || values.iter().any(|v| v == "all") {
+            return Ok(RetryFailed::All);
+        }
+        let classes = values
+            .iter()
+            .map(|v| {
+                FailureClass::ALL
+                    .into_iter()
+                    .find(|c| c.name() == v.trim())
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = FailureClass::ALL.iter().map(|c| c.name()).collect();
+                        format!(
+                            "--retry-failed: unknown reason {v:?}; the reasons are {}",
+                            names.join(", ")
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RetryFailed::Classes(classes))
+    }
+
+    /// Whether a row that failed for `failure` is taken up again.
+    pub fn wants(&self, failure: &Failure) -> bool {
+        match self {
+            RetryFailed::No => false,
+            RetryFailed::All => true,
+            RetryFailed::Classes(c) => c.contains(&failure.class),
+        }
+    }
+
+    /// Whether a row that failed for `class` is taken up again.
+    pub fn wants_class(&self, class: FailureClass) -> bool {
+        self.wants(&Failure::new(class, ""))
+    }
 }
 
 /// A failure and its message (the error's whole cause chain).
@@ -206,6 +272,9 @@ pub struct JobRecord {
     pub dup_of: Option<u64>,
     /// Times this row was picked up for processing (runs and resumes).
     pub attempts: u32,
+    /// It was converting when a process died: the next run converts it
+    /// alone, before anything else (see `pipeline::quarantine`).
+    pub suspect: bool,
     pub state: JobState,
     /// Unix time of the last change, in milliseconds.
     pub updated_ms: u64,
@@ -217,6 +286,7 @@ impl JobRecord {
             url,
             dup_of,
             attempts: 0,
+            suspect: false,
             state: JobState::Pending,
             updated_ms: now_ms(),
         }

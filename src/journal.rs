@@ -27,13 +27,15 @@ use redb::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 
-use crate::job::{FailureClass, JobRecord, JobState, StateKind, now_ms};
+use crate::job::{Failure, FailureClass, JobRecord, JobState, RetryFailed, StateKind, now_ms};
 use crate::settings::Settings;
 
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
 const FAILED: TableDefinition<u64, ()> = TableDefinition::new("failed");
+/// Rows converting when a process died (see `pipeline::quarantine`).
+const SUSPECTS: TableDefinition<u64, ()> = TableDefinition::new("suspects");
 
 /// Bumped whenever a stored struct changes shape. 2: states carry their data.
 const FORMAT_VERSION: u8 = 2;
@@ -71,6 +73,19 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Failed rows that `retry` takes up again.
+    pub fn retried(&self, retry: &RetryFailed) -> u64 {
+        self.failed_by_class
+            .iter()
+            .filter(|(name, _)| {
+                FailureClass::ALL
+                    .iter()
+                    .any(|c| c.name() == *name && retry.wants_class(*c))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn get(&self, state: StateKind) -> u64 {
         self.by_state
             .iter()
@@ -132,6 +147,47 @@ impl From<DatabaseError> for JournalError {
 pub struct Journal {
     db: Database,
     path: PathBuf,
+    /// Held for as long as this process may write the state directory.
+    _lock: StateLock,
+}
+
+/// An exclusive lock on a state directory (`<dir>/lock`, `flock`). It is
+/// taken before anything in the directory is read, created or deleted, so of
+/// two runs started together exactly one proceeds; the kernel drops it when
+/// the process dies, `kill -9` included, so it never goes stale.
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+const LOCK_NAME: &str = "lock";
+
+impl StateLock {
+    pub fn take(state_dir: &Path) -> Result<StateLock, JournalError> {
+        std::fs::create_dir_all(state_dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state_dir.join(LOCK_NAME))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(JournalError::Busy(state_dir.to_path_buf()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    /// Whether a live process holds the lock of `state_dir` (for `status`).
+    pub fn is_held(state_dir: &Path) -> bool {
+        let Ok(file) = std::fs::File::open(state_dir.join(LOCK_NAME)) else {
+            return false;
+        };
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
 }
 
 impl Journal {
@@ -151,20 +207,15 @@ impl Journal {
     where
         I: IntoIterator<Item = Result<(u64, String), anyhow::Error>>,
     {
-        std::fs::create_dir_all(state_dir).map_err(JournalError::from)?;
+        let lock = StateLock::take(state_dir)?;
         let path = Journal::path_in(state_dir);
         if path.exists() {
-            // Opening for writing also repairs a journal left by `kill -9`, and
-            // fails while another process has it open.
+            // Opening for writing also repairs a journal left by `kill -9`.
             let old = Journal::open_db(&path).map_err(|e| match e {
                 JournalError::Busy(_) => JournalError::Busy(state_dir.to_path_buf()),
                 e => e,
             })?;
-            let old = Journal {
-                db: old,
-                path: path.clone(),
-            };
-            match old.run_info() {
+            match run_info(&old.begin_read()?, &path) {
                 Ok(info) if info.finished_ms.is_none() && !fresh => {
                     return Err(JournalError::Unfinished(state_dir.to_path_buf()).into());
                 }
@@ -232,17 +283,27 @@ impl Journal {
             let mut c = txn.open_table(COUNTS)?;
             c.insert(StateKind::Pending.name(), counts.0)?;
             txn.open_table(FAILED)?;
+            txn.open_table(SUSPECTS)?;
             let mut meta = txn.open_table(META)?;
             meta.insert("run", encode(&run).as_slice())?;
         }
         txn.commit()?;
         drop(db);
         std::fs::rename(&tmp, &path).map_err(JournalError::from)?;
-        Ok(Journal::open(state_dir)?)
+        // What a killed process was converting named rows of the old journal.
+        crate::pipeline::quarantine::clear(state_dir);
+        Ok(Journal::open_locked(state_dir, lock)?)
     }
 
     /// Opens the journal of `state_dir` for a resume.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
+        if !Journal::path_in(state_dir).exists() {
+            return Err(JournalError::Missing(state_dir.to_path_buf()));
+        }
+        Journal::open_locked(state_dir, StateLock::take(state_dir)?)
+    }
+
+    fn open_locked(state_dir: &Path, lock: StateLock) -> Result<Journal, JournalError> {
         let path = Journal::path_in(state_dir);
         if !path.exists() {
             return Err(JournalError::Missing(state_dir.to_path_buf()));
@@ -251,7 +312,11 @@ impl Journal {
             JournalError::Busy(_) => JournalError::Busy(state_dir.to_path_buf()),
             e => e,
         })?;
-        let journal = Journal { db, path };
+        let journal = Journal {
+            db,
+            path,
+            _lock: lock,
+        };
         journal.run_info()?;
         Ok(journal)
     }
@@ -293,7 +358,7 @@ impl Journal {
         &self,
         after: Option<u64>,
         limit: usize,
-        retry_failed: bool,
+        retry: &RetryFailed,
     ) -> Result<Vec<(u64, JobRecord)>, JournalError> {
         let txn = self.db.begin_read()?;
         let jobs = txn.open_table(JOBS)?;
@@ -303,9 +368,10 @@ impl Journal {
             let (row, value) = entry?;
             let rec: JobRecord = decode(value.value(), &self.path)?;
             let wanted = rec.dup_of.is_none()
-                && match rec.state {
+                && !rec.suspect
+                && match &rec.state {
                     JobState::Uploaded(_) => false,
-                    JobState::Failed(_) => retry_failed,
+                    JobState::Failed(f) => retry.wants(f),
                     _ => true,
                 };
             if wanted {
@@ -316,6 +382,57 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// The suspects of a crash, in input order (see `pipeline::quarantine`).
+    pub fn suspects(&self) -> Result<Vec<(u64, JobRecord)>, JournalError> {
+        let txn = self.db.begin_read()?;
+        let Ok(suspects) = txn.open_table(SUSPECTS) else {
+            return Ok(Vec::new());
+        };
+        let jobs = txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for entry in suspects.range(0..)? {
+            let row = entry?.0.value();
+            if let Some(v) = jobs.get(row)? {
+                out.push((row, decode(v.value(), &self.path)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records what a dead process was converting: `suspects` are converted
+    /// alone next, `crashed` (converting alone when it died) fail as such.
+    /// Before the writer starts, like `set_run_info`.
+    pub fn record_crash(&self, suspects: &[u64], crashed: &[u64]) -> Result<(), JournalError> {
+        let mut updates = Vec::new();
+        {
+            let txn = self.db.begin_read()?;
+            let jobs = txn.open_table(JOBS)?;
+            for &row in suspects.iter().chain(crashed) {
+                let Some(v) = jobs.get(row)? else { continue };
+                let mut rec: JobRecord = decode(v.value(), &self.path)?;
+                if matches!(rec.state, JobState::Uploaded(_) | JobState::Failed(_)) {
+                    continue;
+                }
+                if crashed.contains(&row) {
+                    rec.suspect = false;
+                    rec.state = JobState::Failed(Failure::new(
+                        FailureClass::Crashed,
+                        "the process died while converting this image, twice; the second \
+                         time it was converting alone",
+                    ));
+                } else {
+                    rec.suspect = true;
+                }
+                rec.updated_ms = now_ms();
+                updates.push((row, rec));
+            }
+        }
+        if !updates.is_empty() {
+            self.commit_updates(&mut updates)?;
+        }
+        Ok(())
     }
 
     /// Visits every row in input order, giving a duplicate its first row's record.
@@ -409,8 +526,14 @@ impl Journal {
             let mut jobs = txn.open_table(JOBS)?;
             let mut counts = txn.open_table(COUNTS)?;
             let mut failed = txn.open_table(FAILED)?;
+            let mut suspects = txn.open_table(SUSPECTS)?;
             let mut delta: HashMap<String, i64> = HashMap::new();
             for (row, rec) in updates.drain(..) {
+                if rec.suspect {
+                    suspects.insert(row, ())?;
+                } else {
+                    suspects.remove(row)?;
+                }
                 let old = jobs
                     .insert(row, encode(&rec).as_slice())?
                     .map(|v| decode::<JobRecord>(v.value(), &self.path))

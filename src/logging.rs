@@ -9,11 +9,14 @@ use crate::progress::LogWriter;
 
 /// Installs the global subscriber. RUST_LOG, when set, wins over -v and -q.
 pub fn init(args: &LogArgs) {
+    // The AWS SDK logs each failing credential provider as a multi-line
+    // warning; batchimg reports the outcome itself in one line, so the SDK's
+    // own warnings are shown only at -vv.
     let default = match (args.verbose, args.quiet) {
-        (0, 0) => "warn,batchimg=info",
-        (1, _) => "warn,batchimg=debug",
+        (0, 0) => "warn,batchimg=info,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
+        (1, _) => "warn,batchimg=debug,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
         (v, _) if v >= 2 => "trace",
-        (_, 1) => "warn",
+        (_, 1) => "warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
         _ => "error",
     };
     let filter = match std::env::var("RUST_LOG") {

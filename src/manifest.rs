@@ -133,6 +133,19 @@ impl Iterator for InputRows {
                     message,
                 }))
             };
+            // No URL holds a line break, so a field that does is a quote left
+            // open, which would otherwise swallow the rest of the file.
+            if self
+                .record
+                .iter()
+                .any(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+            {
+                let end = self.reader.position().line();
+                return invalid(format!(
+                    "a quote opened here is not closed before line {end}; a URL cannot \
+                     span lines"
+                ));
+            }
             if self.record.len() != 1 {
                 return invalid(format!(
                     "{} fields, but the input has one column (quote URLs that contain commas)",
@@ -230,6 +243,14 @@ mod tests {
         let rows = read_input(&path).map_err(|e| e.to_string())?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_an_error_on_its_line() {
+        let err = rows("url\nhttp://a/1.jpg\n\"http://a/2.jpg\nhttp://a/3.jpg\nhttp://a/4.jpg\n")
+            .unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("not closed"), "{err}");
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub struct Settings {
     pub url_markers: bool,
     /// This process's share of a sharded run.
     pub shard: Option<Shard>,
+    /// After SIGTERM or Ctrl-C, how long rows in flight may take to finish
+    /// before they are left for `resume`.
+    pub stop_grace: Duration,
+    /// What rows may hold in memory at once, in bytes; `None`: a share of the
+    /// memory limit of the machine `run` or `resume` runs on, decided at start.
+    pub memory_budget: Option<u64>,
 }
 
 /// Shard `index` of `count`: the URLs whose blake3 falls in it.
@@ -232,6 +238,8 @@ impl Settings {
             allow_private_networks: false,
             url_markers: true,
             shard,
+            stop_grace: Duration::from_secs(10),
+            memory_budget: None,
         };
         settings.apply(&args.tuning)?;
         Ok(settings)
@@ -248,6 +256,10 @@ impl Settings {
             self.work_dir = dir.clone();
         }
         self.delete_local |= t.delete_local;
+        set(&mut self.stop_grace, t.stop_grace.map(Into::into));
+        if let Some(budget) = t.memory_budget {
+            self.memory_budget = Some(budget.as_u64());
+        }
         self.allow_private_networks |= t.allow_private_networks;
         self.url_markers &= !t.no_url_markers;
         let c = &mut self.concurrency;
@@ -303,7 +315,21 @@ impl Settings {
         if l.convert_timeout.is_zero() || l.download_timeout.is_zero() {
             bail!("time limits must be positive");
         }
+        if self.memory_budget.is_some_and(|b| b < 64 << 20) {
+            bail!("--memory-budget must be at least 64MiB");
+        }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The memory budget in force: the one set, else a share of the memory
+    /// limit (the container's, else physical memory).
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(|| {
+            let limit = crate::pipeline::memory::memory_limit().unwrap_or(2 << 30);
+            (limit as f64 * crate::pipeline::memory::DEFAULT_SHARE) as u64
+        })
     }
 }
 

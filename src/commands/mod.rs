@@ -11,10 +11,11 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::error::{CommandError, ExitStatus, fatal, usage};
-use crate::job::{StateKind, now_ms};
+use crate::job::{RetryFailed, StateKind, now_ms};
 use crate::journal::{Journal, JournalError};
 use crate::location::Location;
 use crate::manifest;
+use crate::pipeline::quarantine::Quarantine;
 use crate::pipeline::{Pipeline, Stop, magick, rate};
 use crate::progress::{Bar, Reporter};
 use crate::settings::Settings;
@@ -25,6 +26,10 @@ use crate::store::s3::S3Store;
 /// region or credentials fail at once with exit 2.
 async fn connect_store(settings: &Settings) -> Result<S3Store, CommandError> {
     let store = S3Store::connect(&settings.store, settings.retry).await;
+    store
+        .check_credentials()
+        .await
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
     match store.check_bucket().await {
         Ok(()) => Ok(store),
         Err(e) => {
@@ -66,7 +71,7 @@ async fn execute(
     journal: Journal,
     store: S3Store,
     settings: Arc<Settings>,
-    retry_failed: bool,
+    retry: RetryFailed,
 ) -> Result<ExitStatus, CommandError> {
     magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
@@ -74,23 +79,15 @@ async fn execute(
     let mut run = journal.run_info().map_err(journal_error)?;
     let done_at_start = counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed);
     run.session_started_ms = now_ms();
-    run.session_done_at_start = done_at_start
-        - if retry_failed {
-            counts.get(StateKind::Failed)
-        } else {
-            0
-        };
+    let retried = counts.retried(&retry);
+    run.session_done_at_start = done_at_start - retried;
     run.finished_ms = None;
     journal.set_run_info(&run).map_err(journal_error)?;
 
     let todo = counts.get(StateKind::Pending)
         + counts.get(StateKind::Downloaded)
         + counts.get(StateKind::Processed)
-        + if retry_failed {
-            counts.get(StateKind::Failed)
-        } else {
-            0
-        };
+        + retried;
     tracing::info!(
         rows = run.rows,
         duplicates = run.duplicates,
@@ -99,6 +96,24 @@ async fn execute(
         "starting"
     );
 
+    // What a process that died was converting: suspects, or crashed rows.
+    let state_dir = journal
+        .path()
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let left = Quarantine::left_in(&state_dir);
+    if !left.suspects.is_empty() || !left.crashed.is_empty() {
+        tracing::warn!(
+            suspects = left.suspects.len(),
+            crashed = left.crashed.len(),
+            "the last process died while converting; its suspects are converted alone first"
+        );
+        journal
+            .record_crash(&left.suspects, &left.crashed)
+            .map_err(journal_error)?;
+    }
+    let quarantine = Arc::new(Quarantine::start(&state_dir));
     let reporter = Arc::new(Bar::stderr());
     reporter.begin(todo);
     let writer = journal.writer();
@@ -107,13 +122,14 @@ async fn execute(
         store.clone(),
         writer.clone(),
         reporter.clone() as Arc<dyn Reporter>,
+        quarantine,
     )
     .map_err(fatal)?;
     let pipeline = Arc::new(pipeline);
-    let signals = tokio::spawn(watch_signals(pipeline.stop_token()));
+    let signals = tokio::spawn(watch_signals(pipeline.stop_token(), settings.stop_grace));
     let started = Instant::now();
     let stop = Arc::clone(&pipeline)
-        .run(Arc::clone(&journal), retry_failed, todo)
+        .run(Arc::clone(&journal), retry, todo)
         .await;
     signals.abort();
     reporter.end();
@@ -172,9 +188,10 @@ async fn execute(
     })
 }
 
-/// First Ctrl-C or SIGTERM: stop feeding rows and let the ones in flight
-/// finish. Second: exit at once; the journal's committed state stays valid.
-async fn watch_signals(stop: tokio_util::sync::CancellationToken) {
+/// First Ctrl-C or SIGTERM: stop feeding rows and give the ones in flight the
+/// stop grace to finish. Second: exit at once; the journal's committed state
+/// stays valid.
+async fn watch_signals(stop: tokio_util::sync::CancellationToken, grace: std::time::Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         return;
@@ -186,7 +203,8 @@ async fn watch_signals(stop: tokio_util::sync::CancellationToken) {
         }
         if n == 0 {
             tracing::warn!(
-                "stopping: finishing the rows in flight (press Ctrl-C again to quit at once)"
+                "stopping: the rows in flight have {} to finish (press Ctrl-C again to quit at once)",
+                humantime::format_duration(grace)
             );
             stop.cancel();
         } else {
@@ -230,6 +248,54 @@ async fn publish_results(
     Ok(written)
 }
 
+/// Staging files are `.batchimg-<pid>-<random>.csv.tmp`: the pid tells a
+/// file that a killed process left from one another process is writing.
+const STAGING_PREFIX: &str = ".batchimg-";
+const STAGING_SUFFIX: &str = ".csv.tmp";
+
+/// Removes the staging files that processes which no longer run left next to
+/// the local outputs (a write killed half-way).
+fn remove_stale_staging(settings: &Settings) {
+    for loc in std::iter::once(&settings.output).chain(settings.output_failed.as_ref()) {
+        let Location::Local(path) = loc else { continue };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(rest) = name
+                .strip_prefix(STAGING_PREFIX)
+                .and_then(|r| r.strip_suffix(STAGING_SUFFIX))
+            else {
+                continue;
+            };
+            let pid = rest
+                .split_once('-')
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            let procfs = std::path::Path::new("/proc/self").exists();
+            let stale = match pid.filter(|_| procfs) {
+                Some(pid) => {
+                    pid != std::process::id()
+                        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                }
+                // Without a pid (an older version's name) or /proc: stale once an hour old.
+                None => entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600)),
+            };
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                tracing::debug!(file = %entry.path().display(), "removed a stale staging file");
+            }
+        }
+    }
+}
+
 /// A temporary file next to a local target (so the rename is atomic), or in
 /// the temp directory for an S3 target.
 pub(crate) fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTempFile> {
@@ -240,8 +306,8 @@ pub(crate) fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTemp
                 _ => std::path::PathBuf::from("."),
             };
             tempfile::Builder::new()
-                .prefix(".batchimg-")
-                .suffix(".csv.tmp")
+                .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
+                .suffix(STAGING_SUFFIX)
                 .tempfile_in(&dir)
                 .with_context(|| format!("cannot create a file in {}", dir.display()))
         }
@@ -290,8 +356,10 @@ pub(crate) async fn commit_file(
     }
 }
 
-/// Checks before any work that each local output's directory exists.
+/// Checks before any work that each local output's directory exists, and
+/// clears what killed writes left there.
 fn check_output_dirs(settings: &Settings) -> Result<(), CommandError> {
+    remove_stale_staging(settings);
     for loc in std::iter::once(&settings.output).chain(settings.output_failed.as_ref()) {
         if let Location::Local(path) = loc {
             let dir = path

@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use crate::cli::ResumeArgs;
 use crate::error::{CommandError, ExitStatus, usage};
+use crate::job::RetryFailed;
 use crate::journal::Journal;
 
 pub async fn resume(args: ResumeArgs) -> Result<ExitStatus, CommandError> {
+    let retry =
+        RetryFailed::parse(args.retry_failed.as_deref()).map_err(|e| usage(anyhow::anyhow!(e)))?;
     let journal = Journal::open(&args.state.state_dir).map_err(super::journal_error)?;
     let run = journal.run_info().map_err(super::journal_error)?;
     let mut settings = run.settings.clone();
@@ -19,5 +22,5 @@ pub async fn resume(args: ResumeArgs) -> Result<ExitStatus, CommandError> {
         "resuming the run started {}",
         crate::commands::status::ago(run.created_ms)
     );
-    super::execute(journal, store, Arc::new(settings), args.retry_failed).await
+    super::execute(journal, store, Arc::new(settings), retry).await
 }

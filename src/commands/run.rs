@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::error::{CommandError, ExitStatus, fatal, usage};
-use crate::job::now_ms;
+use crate::job::{RetryFailed, now_ms};
 use crate::journal::{CreateError, Journal, RunInfo};
 use crate::location::Location;
 use crate::manifest;
@@ -79,7 +79,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
         tracing::info!("dry run: nothing downloaded; `batchimg resume` processes the rows");
         return Ok(ExitStatus::Success);
     }
-    super::execute(journal, store, Arc::new(settings), false).await
+    super::execute(journal, store, Arc::new(settings), RetryFailed::No).await
 }
 
 /// Copies an `s3://` input to a temporary file.

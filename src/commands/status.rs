@@ -8,13 +8,11 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 use crate::error::{CommandError, ExitStatus};
 use crate::job::{StateKind, now_ms};
-use crate::journal::ReadJournal;
+use crate::journal::{ReadJournal, StateLock};
 use crate::redact::RawUrl;
 
 /// Failures listed by `status`.
 const SHOWN_FAILURES: usize = 20;
-/// A run whose writer committed within this many milliseconds is taken to be alive.
-const ALIVE_MS: u64 = 15_000;
 
 pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
     let journal = ReadJournal::open(&args.state.state_dir).map_err(super::journal_error)?;
@@ -28,11 +26,13 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
     let urls = run.rows - run.duplicates;
     let done = counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed);
     let now = now_ms();
-    let state = match (run.finished_ms, heartbeat) {
-        (Some(_), _) => "finished",
-        (None, Some(h)) if now.saturating_sub(h) < ALIVE_MS => "running",
-        (None, _) if done == urls => "finished",
-        _ => "stopped",
+    // The state directory's lock says whether a process is working on it.
+    let state = if StateLock::is_held(&args.state.state_dir) {
+        "running"
+    } else if run.finished_ms.is_some() || done == urls {
+        "finished"
+    } else {
+        "stopped"
     };
     let session_done = done.saturating_sub(run.session_done_at_start);
     let session_end = match state {

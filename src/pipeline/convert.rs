@@ -16,6 +16,8 @@ use tokio::sync::Semaphore;
 
 use super::fetch::{read_file, write_whole};
 use super::magick::{self, MagickError};
+use super::memory::{Budget, Lease};
+use super::quarantine::Quarantine;
 use crate::job::{Classify, FailureClass, SourceFile};
 use crate::settings::Limits;
 
@@ -23,6 +25,8 @@ use crate::settings::Limits;
 pub struct Output {
     pub path: PathBuf,
     pub body: Bytes,
+    /// The budget the body holds until it is uploaded.
+    pub lease: Lease,
     /// Time the conversion took, the wait for a free core excluded; zero
     /// when an earlier run's output was reused.
     pub elapsed: Duration,
@@ -47,11 +51,20 @@ pub enum ConvertError {
 impl Classify for ConvertError {
     fn class(&self) -> FailureClass {
         match self {
-            ConvertError::Image(MagickError::TooLarge { .. }) => FailureClass::ImageTooLarge,
+            ConvertError::Image(MagickError::TooLarge { .. } | MagickError::OverBudget { .. }) => {
+                FailureClass::ImageTooLarge
+            }
             ConvertError::Image(_) => FailureClass::CorruptImage,
             ConvertError::Timeout(_) => FailureClass::ConvertTimeout,
             ConvertError::Panicked => FailureClass::Internal,
             ConvertError::Write { .. } => FailureClass::LocalIo,
+        }
+    }
+
+    fn systemic(&self) -> Option<String> {
+        match self {
+            ConvertError::Write { path, source } => super::disk_full(path, source),
+            _ => None,
         }
     }
 }
@@ -64,15 +77,37 @@ pub struct Converter {
     limits: Limits,
     /// Where outputs are kept (`<work dir>/out`).
     dir: PathBuf,
+    budget: Budget,
+    quarantine: Arc<Quarantine>,
+}
+
+/// The source a conversion starts from.
+pub struct Input<'a> {
+    pub row: u64,
+    pub source: &'a SourceFile,
+    /// The bytes, if this process has them in memory.
+    pub body: Option<Bytes>,
+    /// The budget those bytes hold.
+    pub lease: Option<Lease>,
+    /// Convert with nothing else converting (a crash suspect).
+    pub alone: bool,
 }
 
 impl Converter {
-    pub fn new(dir: PathBuf, threads: usize, limits: Limits) -> Converter {
+    pub fn new(
+        dir: PathBuf,
+        threads: usize,
+        limits: Limits,
+        budget: Budget,
+        quarantine: Arc<Quarantine>,
+    ) -> Converter {
         Converter {
             pool: ConvertPool::new(threads),
             permits: Arc::new(Semaphore::new(threads)),
             limits,
             dir,
+            budget,
+            quarantine,
         }
     }
 
@@ -82,36 +117,81 @@ impl Converter {
             .join(Path::new(key).file_name().expect("keys have a file name"))
     }
 
-    /// The grayscale version of `source` (whose bytes are `body`) for object
-    /// `key`: an output an earlier run left behind, or a new conversion.
+    /// The grayscale version of the input for object `key`: an output an
+    /// earlier run left behind, or a new conversion admitted by the memory
+    /// its header says it needs. `None`: the source file is gone or changed.
     pub async fn convert(
         &self,
-        source: &SourceFile,
-        body: Bytes,
+        input: Input<'_>,
         key: &str,
-    ) -> Result<Output, ConvertError> {
+    ) -> Result<Option<Output>, ConvertError> {
         let path = self.output_path(key);
-        if let Some(body) = self.reload(&path).await {
+        if let Some(output) = self.reuse(&path).await {
             tracing::debug!(path = %path.display(), "reusing an output an earlier run left");
-            return Ok(Output {
-                path,
-                body,
-                elapsed: Duration::ZERO,
-            });
+            return Ok(Some(output));
         }
+        let Input {
+            row,
+            source,
+            body,
+            lease: source_lease,
+            alone,
+        } = input;
+        let mut body = match body {
+            Some(body) => body,
+            None => match self.reload_source(source).await {
+                Some(body) => body,
+                None => return Ok(None),
+            },
+        };
+        let limits = self.limits;
+        let data = body.clone();
+        let pinged = tokio::task::spawn_blocking(move || magick::ping(&data, &limits))
+            .await
+            .map_err(|_| ConvertError::Panicked)??;
+        // The pixel cache, unless ImageMagick will keep it on disk, plus the
+        // encoded input and output.
+        let cache = pinged.cache_bytes();
+        let cache = if cache > self.budget.total() {
+            16 << 20
+        } else {
+            cache
+        };
+        let need = cache + 2 * body.len() as u64;
+        // The conversion's lease covers the source bytes from here on.
+        let mut lease = match self.budget.try_lease(need) {
+            Some(l) => {
+                drop(source_lease);
+                l
+            }
+            None => {
+                // Wait with nothing held: the bytes go back to the budget and
+                // are read again from the file once there is room.
+                drop((body, source_lease));
+                let l = self.budget.lease(need).await;
+                body = match self.reload_source(source).await {
+                    Some(body) => body,
+                    None => return Ok(None),
+                };
+                l
+            }
+        };
+        let permits = if alone { self.permits_total() } else { 1 };
         let permit = Arc::clone(&self.permits)
-            .acquire_owned()
+            .acquire_many_owned(permits)
             .await
             .expect("never closed");
-        let (format, limits, output) = (source.format, self.limits, path.clone());
+        let converting = self.quarantine.converting(row, alone);
+        let (format, output) = (source.format, path.clone());
         let started = Instant::now();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        // The permit moves into the job, so a conversion that outlives its
-        // time limit still holds its core until ImageMagick returns. The
-        // output is written in the same call: one hop per image.
+        // The permit and the quarantine entry move into the job, so a
+        // conversion that outlives its time limit still holds its core, and
+        // still counts as converting, until ImageMagick returns. The output
+        // is written in the same call: one hop per image.
         self.pool.run(move || {
-            let _held = permit;
-            let result = magick::grayscale(&body, format, &limits).map(|c| {
+            let _held = (permit, converting);
+            let result = magick::grayscale_pinged(&body, format, pinged).map(|c| {
                 let written = write_whole(&output, &c.bytes);
                 (c, written)
             });
@@ -136,10 +216,34 @@ impl Converter {
             path: path.clone(),
             source,
         })?;
-        Ok(Output {
+        lease.shrink_to(converted.bytes.len() as u64);
+        Ok(Some(Output {
             path,
             body: Bytes::from(converted.bytes),
+            lease,
             elapsed,
+        }))
+    }
+
+    fn permits_total(&self) -> u32 {
+        self.pool.threads as u32
+    }
+
+    /// The source's bytes from its file, if it is there and unchanged.
+    async fn reload_source(&self, source: &SourceFile) -> Option<Bytes> {
+        let body = read_file(source.path.clone()).await?;
+        (*blake3::hash(&body).as_bytes() == source.hash).then_some(body)
+    }
+
+    /// An output in the work directory, with the budget its bytes take.
+    pub async fn reuse(&self, path: &Path) -> Option<Output> {
+        let body = self.reload(path).await?;
+        let lease = self.budget.lease(body.len() as u64).await;
+        Some(Output {
+            path: path.to_path_buf(),
+            body,
+            lease,
+            elapsed: Duration::ZERO,
         })
     }
 
@@ -158,6 +262,7 @@ impl Converter {
 /// peak RSS fell from 140–270 MB to about 80 MB, and kernel time dropped.
 struct ConvertPool {
     tx: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+    threads: usize,
 }
 
 impl ConvertPool {
@@ -183,7 +288,7 @@ impl ConvertPool {
                 })
                 .expect("spawn a conversion thread");
         }
-        ConvertPool { tx }
+        ConvertPool { tx, threads }
     }
 
     /// Queues `job`; callers bound the queue with the stage's permits.

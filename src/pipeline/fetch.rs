@@ -23,6 +23,7 @@ use url::Url;
 
 use bytes::Bytes;
 
+use super::memory::{Budget, Lease};
 use crate::format::ImageFormat;
 use crate::job::{Classify, FailureClass, SourceFile};
 use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
@@ -34,10 +35,11 @@ use crate::settings::{Limits, RetryPolicy};
 pub const MAX_URL_LEN: usize = 8192;
 
 /// A source image, in the work directory and in memory.
-#[derive(Debug, Clone)]
 pub struct Fetched {
     pub source: SourceFile,
     pub body: Bytes,
+    /// The memory budget the body holds.
+    pub lease: Lease,
     /// Requests it took (0: a file an earlier run left behind was reused).
     pub attempts: u32,
     /// Time spent downloading, the wait for a slot excluded.
@@ -49,7 +51,11 @@ struct Body {
     bytes: Bytes,
     format: ImageFormat,
     hash: [u8; 32],
+    lease: Lease,
 }
+
+/// How a body of unannounced length is leased: a mebibyte at a time.
+const GROW_BY: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -115,6 +121,13 @@ impl Classify for FetchFailure {
     fn class(&self) -> FailureClass {
         self.error.class()
     }
+
+    fn systemic(&self) -> Option<String> {
+        match &self.error {
+            FetchError::Io { path, source } => super::disk_full(path, source),
+            _ => None,
+        }
+    }
 }
 
 impl Transient for FetchError {
@@ -142,6 +155,7 @@ pub struct Fetcher {
     client: Client,
     /// Where downloads are kept (`<work dir>/in`).
     dir: PathBuf,
+    budget: Budget,
     policy: NetPolicy,
     limits: Limits,
     retry: RetryPolicy,
@@ -154,6 +168,7 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(
         dir: PathBuf,
+        budget: Budget,
         policy: NetPolicy,
         limits: Limits,
         retry: RetryPolicy,
@@ -184,6 +199,7 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             dir,
+            budget,
             policy,
             limits,
             retry,
@@ -200,9 +216,11 @@ impl Fetcher {
         let url = parse_url(raw).map_err(|e| fail(e, 0))?;
         if let Some((source, body)) = self.left_behind(raw).await {
             tracing::debug!(path = %source.path.display(), "reusing a download an earlier run left");
+            let lease = self.budget.lease(body.len() as u64).await;
             return Ok(Fetched {
                 source,
                 body,
+                lease,
                 attempts: 0,
                 elapsed: Duration::ZERO,
             });
@@ -242,6 +260,7 @@ impl Fetcher {
                 format: body.format,
             },
             body: body.bytes,
+            lease: body.lease,
             attempts,
             elapsed: Duration::from_micros(busy.into_inner()),
         })
@@ -333,6 +352,14 @@ impl Fetcher {
             .unwrap_or("none")
             .to_string();
 
+        // The body is leased from the memory budget as announced; without a
+        // Content-Length it is leased as it grows, and over-committed rather
+        // than stalled when the budget is full, so that partial bodies can
+        // never wait on each other.
+        let mut lease = self
+            .budget
+            .lease(response.content_length().unwrap_or(GROW_BY))
+            .await;
         let mut body: Vec<u8> =
             Vec::with_capacity(response.content_length().unwrap_or(64 * 1024).min(limit) as usize);
         let mut hasher = blake3::Hasher::new();
@@ -343,6 +370,11 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
             hasher.update(&chunk);
+            if body.len() as u64 > lease.bytes()
+                && let Some(more) = self.budget.try_lease(GROW_BY)
+            {
+                lease.absorb(more);
+            }
             // Stop at the first bytes when they are not an image.
             if format.is_none() && body.len() >= ImageFormat::SNIFF_LEN {
                 format = Some(sniff(&body, &content_type)?);
@@ -356,6 +388,7 @@ impl Fetcher {
             bytes: Bytes::from(body),
             format,
             hash: *hasher.finalize().as_bytes(),
+            lease,
         })
     }
 }

@@ -28,6 +28,8 @@ pub mod fetch;
 pub mod identical;
 pub mod keys;
 pub mod magick;
+pub mod memory;
+pub mod quarantine;
 pub mod upload;
 pub mod url_index;
 
@@ -35,6 +37,7 @@ pub mod url_index;
 mod tests;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,18 +47,32 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::job::{Failure, FailureClass, JobRecord, JobState, Uploaded, now_ms};
+use crate::job::{
+    Classify, Failure, FailureClass, JobRecord, JobState, RetryFailed, Uploaded, now_ms,
+};
 use crate::journal::{Journal, Writer};
 use crate::netguard::NetPolicy;
 use crate::progress::Reporter;
 use crate::redact::RawUrl;
 use crate::settings::Settings;
 use crate::store::{ObjectStore, PutOutcome};
-use convert::Converter;
+use convert::{Converter, Input};
 use fetch::Fetcher;
 use identical::{Claim, Entry, Shared};
+use memory::{Budget, Lease};
+use quarantine::Quarantine;
 use upload::Uploader;
 use url_index::UrlIndex;
+
+/// How a systemic disk failure's reason starts (see [`disk_full`]).
+const DISK_FULL: &str = "the disk is full";
+
+/// Whether an I/O error means the disk (or quota) is full, and if so why.
+pub fn disk_full(path: &std::path::Path, e: &std::io::Error) -> Option<String> {
+    // ENOSPC, EDQUOT: no room; EROFS: the volume went read-only.
+    matches!(e.raw_os_error(), Some(28 | 122 | 30))
+        .then(|| format!("{DISK_FULL} ({}: {e})", path.display()))
+}
 
 /// Rows read from the journal per batch.
 const FEED_BATCH: usize = 256;
@@ -74,12 +91,32 @@ pub enum Stop {
     Fatal(String),
 }
 
+/// Why a step did not reach a new state.
+enum Setback {
+    /// The row's own fault: it is failed with this reason.
+    Failed(Failure),
+    /// Not the row's fault (the store is down, the disk is full): the row is
+    /// left in its last recorded state, which `resume` continues from.
+    Abandoned(String),
+}
+
+impl<E: Classify> From<E> for Setback {
+    fn from(e: E) -> Setback {
+        match e.systemic() {
+            Some(why) => Setback::Abandoned(why),
+            None => Setback::Failed(Failure::of(&e)),
+        }
+    }
+}
+
 /// How the run is told to stop, shared with the stages that can decide it
 /// (the upload stage's breaker, the journal writer's failure).
 #[derive(Default)]
 pub struct Control {
     stop: CancellationToken,
     fatal: Mutex<Option<String>>,
+    /// Rows left unfinished because something they all need failed.
+    abandoned: AtomicU64,
 }
 
 impl Control {
@@ -104,6 +141,7 @@ pub struct Pipeline<S> {
     fetch: Fetcher,
     convert: Converter,
     upload: Uploader<S>,
+    budget: Budget,
     identical: Arc<identical::Table>,
     index: UrlIndex,
     writer: Writer,
@@ -116,10 +154,12 @@ pub struct Pipeline<S> {
 /// row's lead on identical content, and gathers its log line's figures.
 #[derive(Default)]
 struct Carry {
-    /// The source's bytes, when this process fetched them.
-    source: Option<Bytes>,
-    /// The output's bytes, when this process converted them.
-    output: Option<Bytes>,
+    /// The source's bytes and the budget they hold, when this process fetched them.
+    source: Option<(Bytes, Lease)>,
+    /// The output's bytes and the budget they hold, when this process converted them.
+    output: Option<(Bytes, Lease)>,
+    /// A crash suspect: it converts alone.
+    alone: bool,
     /// This row leads the rows with identical content.
     claim: Option<Claim>,
     /// A HEAD in this process found the key absent, so the upload needs none.
@@ -143,6 +183,7 @@ impl<S: ObjectStore> Pipeline<S> {
         store: S,
         writer: Writer,
         reporter: Arc<dyn Reporter>,
+        quarantine: Arc<Quarantine>,
     ) -> anyhow::Result<Pipeline<S>> {
         let work_in = settings.work_dir.join("in");
         let work_out = settings.work_dir.join("out");
@@ -154,8 +195,12 @@ impl<S: ObjectStore> Pipeline<S> {
             allow_private: settings.allow_private_networks,
         };
         let c = settings.concurrency;
+        let budget = Budget::new(settings.memory_budget());
+        let work_dir = std::path::absolute(&settings.work_dir)?;
+        magick::set_memory(budget.total(), &work_dir).map_err(|e| anyhow::anyhow!(e))?;
         let fetch = Fetcher::new(
             std::path::absolute(&work_in)?,
+            budget.clone(),
             policy,
             settings.limits,
             settings.retry,
@@ -165,7 +210,14 @@ impl<S: ObjectStore> Pipeline<S> {
         let control = Arc::new(Control::default());
         Ok(Pipeline {
             fetch,
-            convert: Converter::new(std::path::absolute(&work_out)?, c.converts, settings.limits),
+            convert: Converter::new(
+                std::path::absolute(&work_out)?,
+                c.converts,
+                settings.limits,
+                budget.clone(),
+                quarantine,
+            ),
+            budget,
             upload: Uploader::new(store, c.uploads, Arc::clone(&control)),
             identical: Arc::default(),
             index: UrlIndex::new(settings.url_markers, &settings.store.prefix),
@@ -185,9 +237,13 @@ impl<S: ObjectStore> Pipeline<S> {
     pub async fn run(
         self: Arc<Self>,
         journal: Arc<Journal>,
-        retry_failed: bool,
+        retry: RetryFailed,
         rows: u64,
     ) -> Stop {
+        tracing::info!(
+            memory_budget = %bytesize::ByteSize::b(self.budget.total()).display().iec(),
+            "images in flight share the memory budget"
+        );
         self.index.load(&self.upload, rows).await;
         let flushing = CancellationToken::new();
         let flusher = {
@@ -200,12 +256,36 @@ impl<S: ObjectStore> Pipeline<S> {
         let rows_in_flight = Arc::new(Semaphore::new(c.downloads + c.uploads + 2 * c.converts));
         let stop = self.control.stop.clone();
         let mut tasks = JoinSet::new();
+        // Crash suspects first, one at a time with nothing else running.
+        let j = Arc::clone(&journal);
+        match tokio::task::spawn_blocking(move || j.suspects()).await {
+            Ok(Ok(suspects)) => {
+                for (row, rec) in suspects {
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    tracing::info!(row, url = %RawUrl(&rec.url), "converting a crash suspect alone");
+                    let permit = Arc::clone(&rows_in_flight)
+                        .acquire_owned()
+                        .await
+                        .expect("never closed");
+                    tasks.spawn(Arc::clone(&self).drive(row, rec, permit, true));
+                    self.drain(&mut tasks).await;
+                }
+            }
+            Ok(Err(e)) => self.control.set_fatal(format!(
+                "cannot read the journal: {:#}",
+                anyhow::Error::from(e)
+            )),
+            Err(e) => self
+                .control
+                .set_fatal(format!("journal reader failed: {e}")),
+        }
         let mut after = None;
         'feed: loop {
-            let j = Arc::clone(&journal);
+            let (j, retry) = (Arc::clone(&journal), retry.clone());
             let batch =
-                tokio::task::spawn_blocking(move || j.next_jobs(after, FEED_BATCH, retry_failed))
-                    .await;
+                tokio::task::spawn_blocking(move || j.next_jobs(after, FEED_BATCH, &retry)).await;
             let batch = match batch {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
@@ -230,11 +310,11 @@ impl<S: ObjectStore> Pipeline<S> {
                     _ = stop.cancelled() => break 'feed,
                     p = Arc::clone(&rows_in_flight).acquire_owned() => p.expect("never closed"),
                 };
-                tasks.spawn(Arc::clone(&self).drive(row, rec, permit));
+                tasks.spawn(Arc::clone(&self).drive(row, rec, permit, false));
                 while tasks.try_join_next().is_some() {}
             }
         }
-        while tasks.join_next().await.is_some() {}
+        self.drain(&mut tasks).await;
         flushing.cancel();
         let _ = flusher.await;
         let fatal = self.control.fatal();
@@ -242,29 +322,89 @@ impl<S: ObjectStore> Pipeline<S> {
         if fatal.is_none() || !self.upload.failing() {
             self.index.flush(&self.upload).await;
         }
+        let abandoned = self.control.abandoned.load(Ordering::Relaxed);
         match fatal {
             Some(reason) => Stop::Fatal(reason),
             None if stop.is_cancelled() => Stop::Interrupted,
+            None if abandoned > 0 => Stop::Fatal(format!(
+                "{abandoned} row(s) could not be finished because the object store failed \
+                 them; nothing is lost: `batchimg resume` continues them"
+            )),
             None => Stop::Completed,
         }
     }
 
+    /// Waits for the rows in flight. Once the run is told to stop, they get
+    /// the stop grace; what is still running then is dropped where it is: its
+    /// journal state is the last one recorded, which `resume` continues from
+    /// (a download or conversion is redone, an upload is checked by HEAD).
+    async fn drain(&self, tasks: &mut JoinSet<()>) {
+        let stop = self.control.stop.clone();
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { return },
+                _ = stop.cancelled() => {}
+            }
+        }
+        let grace = self.settings.stop_grace;
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { return },
+                _ = &mut deadline => break,
+            }
+        }
+        let left = tasks.len();
+        tracing::warn!(
+            rows = left,
+            "{left} row(s) still in flight after the {} stop grace; leaving them for `batchimg resume`",
+            humantime::format_duration(grace)
+        );
+        self.control
+            .abandoned
+            .fetch_add(left as u64, Ordering::Relaxed);
+        tasks.shutdown().await;
+    }
+
     /// Moves one row until it is uploaded or failed, recording every state it reaches.
-    async fn drive(self: Arc<Self>, row: u64, mut rec: JobRecord, _permit: OwnedSemaphorePermit) {
+    async fn drive(
+        self: Arc<Self>,
+        row: u64,
+        mut rec: JobRecord,
+        _permit: OwnedSemaphorePermit,
+        alone: bool,
+    ) {
         let started = Instant::now();
         rec.attempts += 1;
         // A failed row picked up again (`--retry-failed`) starts over.
         if let JobState::Failed(_) = rec.state {
             rec.state = JobState::Pending;
         }
-        let mut carry = Carry::default();
+        let mut carry = Carry {
+            alone,
+            ..Carry::default()
+        };
         for steps in 1.. {
-            let step = std::panic::AssertUnwindSafe(self.step(&rec, &mut carry))
+            let step = std::panic::AssertUnwindSafe(self.step(row, &rec, &mut carry))
                 .catch_unwind()
                 .await;
             rec.state = match step {
                 Ok(Ok(next)) => next,
-                Ok(Err(failure)) => JobState::Failed(failure),
+                Ok(Err(Setback::Failed(failure))) => JobState::Failed(failure),
+                Ok(Err(Setback::Abandoned(why))) => {
+                    // The breaker (store) or this arm (disk) stops the run;
+                    // the row keeps what the journal last recorded for it.
+                    if why.starts_with(DISK_FULL) {
+                        self.control.set_fatal(format!("{why}; stopping. Nothing is lost: free some space, then `batchimg resume`"));
+                    }
+                    tracing::debug!(row, url = %RawUrl(&rec.url), reason = %why, "left for resume");
+                    self.control.abandoned.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 Err(panic) => JobState::Failed(Failure::new(
                     FailureClass::Internal,
                     format!("internal error: {}", panic_message(panic.as_ref())),
@@ -277,6 +417,9 @@ impl<S: ObjectStore> Pipeline<S> {
                 ));
             }
             rec.updated_ms = now_ms();
+            if matches!(rec.state, JobState::Uploaded(_) | JobState::Failed(_)) {
+                rec.suspect = false;
+            }
             if self.writer.record(row, rec.clone()).await.is_err() {
                 self.control
                     .set_fatal("the journal writer stopped; see the error above".into());
@@ -293,7 +436,12 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     /// One step of a row's life: the stage for its state, and the state it reaches.
-    async fn step(&self, rec: &JobRecord, carry: &mut Carry) -> Result<JobState, Failure> {
+    async fn step(
+        &self,
+        row: u64,
+        rec: &JobRecord,
+        carry: &mut Carry,
+    ) -> Result<JobState, Setback> {
         match &rec.state {
             // Nothing recorded: an earlier run may have uploaded this URL
             // (the URL index says so); else fetch it, or take the whole
@@ -307,7 +455,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 let fetched = self.fetch.fetch(&rec.url).await?;
                 carry.figures.download_bytes = fetched.body.len() as u64;
                 carry.figures.download_ms = fetched.elapsed.as_millis() as u64;
-                carry.source = Some(fetched.body);
+                carry.source = Some((fetched.body, fetched.lease));
                 Ok(JobState::Downloaded {
                     source: fetched.source,
                 })
@@ -316,28 +464,34 @@ impl<S: ObjectStore> Pipeline<S> {
             // gone or changed). Identical content in flight, or an object
             // already in the bucket, ends the row; else convert.
             JobState::Downloaded { source } => {
-                let body = match carry.source.take() {
-                    Some(body) => body,
-                    None => match self.fetch.reload(source).await {
-                        Some(body) => body,
-                        None => return Ok(JobState::Pending),
-                    },
-                };
                 let key =
                     keys::object_key(&self.settings.store.prefix, &source.hash, source.format);
                 let input = Some(source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&key, carry).await {
-                    return shared.map(|output| self.reused(&key, input, output));
+                    return shared
+                        .map(|output| self.reused(&key, input, output))
+                        .map_err(Setback::Failed);
                 }
-                if self.upload.exists(&key).await? {
+                if !carry.checked_absent && self.upload.exists(&key).await? {
                     let output = self.convert.output_path(&key);
                     return Ok(self.reused(&key, input, output.exists().then_some(output)));
                 }
                 carry.checked_absent = true;
-                let out = self.convert.convert(source, body, &key).await?;
+                let (body, lease) = carry.source.take().unzip();
+                let input = Input {
+                    row,
+                    source,
+                    body,
+                    lease,
+                    alone: carry.alone,
+                };
+                let Some(out) = self.convert.convert(input, &key).await? else {
+                    // The source file is gone or changed: fetch it again.
+                    return Ok(JobState::Pending);
+                };
                 carry.figures.convert_ms = out.elapsed.as_millis() as u64;
                 carry.figures.output_bytes = out.body.len() as u64;
-                carry.output = Some(out.body);
+                carry.output = Some((out.body, out.lease));
                 Ok(JobState::Processed {
                     source: source.clone(),
                     output: out.path,
@@ -354,12 +508,14 @@ impl<S: ObjectStore> Pipeline<S> {
                 let fresh = carry.checked_absent;
                 let input = || (fresh || source.path.exists()).then(|| source.path.clone());
                 if let Some(shared) = self.lead_or_follow(key, carry).await {
-                    return shared.map(|output| self.reused(key, input(), output));
+                    return shared
+                        .map(|output| self.reused(key, input(), output))
+                        .map_err(Setback::Failed);
                 }
-                let body = match carry.output.take() {
-                    Some(body) => body,
-                    None => match self.convert.reload(output).await {
-                        Some(body) => body,
+                let (body, _lease) = match carry.output.take() {
+                    Some(held) => held,
+                    None => match self.convert.reuse(output).await {
+                        Some(out) => (out.body, out.lease),
                         None => {
                             return Ok(JobState::Downloaded {
                                 source: source.clone(),
@@ -400,17 +556,20 @@ impl<S: ObjectStore> Pipeline<S> {
             return None;
         }
         loop {
-            match self.identical.enter(key) {
+            let waiter = match self.identical.enter(key) {
                 Entry::Lead(claim) => {
                     carry.claim = Some(claim);
                     return None;
                 }
-                Entry::Follow(waiter) => match waiter.outcome().await {
-                    Some(Shared::Stored { output }) => return Some(Ok(output)),
-                    Some(Shared::Failed(f)) => return Some(Err(f)),
-                    // The leader vanished (a panic): try to lead.
-                    None => continue,
-                },
+                Entry::Follow(waiter) => waiter,
+            };
+            // Nothing held while waiting: the leader may need the room.
+            carry.source = None;
+            match waiter.outcome().await {
+                Some(Shared::Stored { output }) => return Some(Ok(output)),
+                Some(Shared::Failed(f)) => return Some(Err(f)),
+                // The leader vanished (a panic): try to lead.
+                None => continue,
             }
         }
     }

@@ -11,7 +11,7 @@ use magick_rust::{MagickWand, PixelWand};
 
 use super::*;
 use crate::format::ImageFormat;
-use crate::job::{JobState, SourceFile, StateKind};
+use crate::job::{JobState, RetryFailed, SourceFile, StateKind};
 use crate::journal::RunInfo;
 use crate::location::Location;
 use crate::settings::{Concurrency, Limits, RetryPolicy, StoreSettings};
@@ -81,6 +81,8 @@ fn settings(dir: &Path) -> Settings {
         allow_private_networks: true,
         url_markers: false,
         shard: None,
+        stop_grace: Duration::from_secs(10),
+        memory_budget: Some(256 << 20),
     }
 }
 
@@ -175,9 +177,12 @@ impl Resume {
             Arc::clone(&self.store),
             writer.clone(),
             Arc::new(Quiet),
+            Arc::new(quarantine::Quarantine::off()),
         )
         .unwrap();
-        let stop = Arc::new(pipeline).run(Arc::clone(&journal), false, 1).await;
+        let stop = Arc::new(pipeline)
+            .run(Arc::clone(&journal), RetryFailed::No, 1)
+            .await;
         assert_eq!(stop, Stop::Completed);
         writer.finish().await.unwrap();
         let mut last = None;

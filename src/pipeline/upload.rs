@@ -24,6 +24,18 @@ impl Classify for StoreError {
     fn class(&self) -> FailureClass {
         FailureClass::Upload
     }
+
+    /// Only a request the store refused for this object is the row's fault;
+    /// throttling, outages, timeouts and permission or credential trouble
+    /// would fail every row alike.
+    fn systemic(&self) -> Option<String> {
+        (self.kind != StoreErrorKind::Rejected).then(|| {
+            format!(
+                "the object store is failing ({})",
+                crate::error::chain(self)
+            )
+        })
+    }
 }
 
 /// The upload stage: the store, its slots and its breaker.
@@ -98,7 +110,7 @@ impl<S: ObjectStore> Uploader<S> {
                 if n >= STORE_DOWN_AFTER || systemic {
                     self.control.set_fatal(format!(
                         "the object store is failing ({}); stopping. Nothing is lost: fix it, \
-                         then `batchimg resume --retry-failed`",
+                         then `batchimg resume`",
                         crate::error::chain(e)
                     ));
                 }

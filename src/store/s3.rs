@@ -27,9 +27,15 @@ use crate::retry::with_retry;
 use crate::settings::{RetryPolicy, StoreSettings};
 
 /// An S3 bucket with batchimg's retry policy around every call.
+const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and \
+    AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (with ~/.aws/credentials), or run with an instance or \
+    pod role";
+
 #[derive(Clone)]
 pub struct S3Store {
     client: Client,
+    /// What signs the requests, resolved once up front by `check_credentials`.
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
     bucket: String,
     url_base: String,
     retry: RetryPolicy,
@@ -63,19 +69,46 @@ impl S3Store {
         // to trust itself.
         let web_identity =
             std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some_and(|v| !v.is_empty());
+        let mut credentials = base.credentials_provider();
         if let Some(arn) = settings.role_arn.as_ref().filter(|_| !web_identity) {
             let provider = AssumeRoleProvider::builder(arn)
                 .session_name("batchimg")
                 .configure(&base)
                 .build()
                 .await;
-            config = config.credentials_provider(provider);
+            let provider = aws_sdk_s3::config::SharedCredentialsProvider::new(provider);
+            config = config.credentials_provider(provider.clone());
+            credentials = Some(provider);
         }
         S3Store {
             client: Client::from_conf(config.build()),
+            credentials,
             bucket: settings.bucket.clone(),
             url_base: url_base(settings),
             retry,
+        }
+    }
+
+    /// Resolves the credentials once, before any request, so that none at all,
+    /// a profile that does not exist, or a broken credential process is one
+    /// clear error instead of a request retried with nothing to sign it.
+    pub async fn check_credentials(&self) -> Result<(), String> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let Some(provider) = &self.credentials else {
+            return Err(NO_CREDENTIALS.into());
+        };
+        match provider.provide_credentials().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                use aws_credential_types::provider::error::CredentialsError;
+                Err(match &e {
+                    CredentialsError::CredentialsNotLoaded(_) => NO_CREDENTIALS.to_string(),
+                    _ => format!(
+                        "cannot load the AWS credentials: {}",
+                        crate::error::chain(&e)
+                    ),
+                })
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Env, Reply, Run, images};
+use crate::support::{Env, RUN, Reply, Run, images, signal, wait_for};
 
 /// Serves `n` distinct small JPEGs, each after `delay`, plus some bad rows;
 /// returns the input URLs (with a repeated URL and a shared-content pair).
@@ -57,16 +57,6 @@ async fn spawn(env: &Env, args: &[&str]) -> tokio::process::Child {
 fn journal_exists(env: &Env) -> bool {
     env.path(".batchimg/journal.redb").exists()
 }
-
-const RUN: [&str; 7] = [
-    "run",
-    "--input",
-    "in.csv",
-    "--output",
-    "out.csv",
-    "--output-failed",
-    "failed.csv",
-];
 
 /// Kills batchimg with SIGKILL `rounds` times at random moments, resuming each time.
 async fn crash_and_resume(rounds: usize, rows: usize) {
@@ -334,23 +324,4 @@ async fn dry_run_records_the_rows_and_resume_does_the_work() {
         9,
         "10 rows, one of them a 404"
     );
-}
-
-fn signal(pid: i32, name: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{name} {pid}");
-}
-
-async fn wait_for(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not met in 10 s");
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod foundation;
 mod journal;
+mod production;
 mod security;
 mod shard;
 mod spec;

@@ -276,7 +276,8 @@ async fn s3_failures_are_retried_by_exactly_one_layer() {
     let run = env
         .run_input(&input, &["--attempts", "3", "--no-url-markers"])
         .await;
-    assert_eq!(run.code, 1, "{run:?}");
+    // The store's failure is not the row's: exit 3, and the row is left for resume.
+    assert_eq!(run.code, 3, "{run:?}");
     let heads: Vec<_> = env
         .s3
         .requests()
@@ -288,17 +289,14 @@ async fn s3_failures_are_retried_by_exactly_one_layer() {
         3,
         "--attempts 3 means 3 requests, not 3 x the SDK's 3: {heads:?}"
     );
-    let failed = env.csv("failed.csv");
-    assert_eq!(failed.len(), 2);
-    assert!(run.stderr.contains("upload"), "{run:?}");
+    assert_eq!(env.csv("failed.csv").len(), 1, "no row failed: {run:?}");
+    assert!(run.stderr.contains("object store failed"), "{run:?}");
 
     // Throttled twice, then fine: the row succeeds within its attempts.
     env.s3.set_objects_down(false);
     env.s3.clear_log();
     env.s3.fail_next(2);
-    let again = env
-        .run_input(&input, &["--attempts", "3", "--no-url-markers"])
-        .await;
+    let again = env.run(&["resume"]).await;
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(env.s3.image_puts().len(), 1);
 }
@@ -463,15 +461,17 @@ async fn an_s3_outage_stops_the_run_clearly_and_loses_nothing() {
         "the store is down: a fatal error, not 12 row failures: {run:?}"
     );
     assert!(run.stderr.contains("object store is failing"), "{run:?}");
-    assert!(
-        run.stderr.contains("batchimg resume --retry-failed"),
-        "{run:?}"
-    );
+    assert!(run.stderr.contains("batchimg resume"), "{run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");
+    assert_eq!(
+        env.csv("failed.csv").len(),
+        1,
+        "no row failed for the outage"
+    );
 
-    // The service is back: resume completes every row, in input order.
+    // The service is back: a plain resume completes every row, in input order.
     env.s3.set_objects_down(false);
-    let resumed = env.run(&["resume", "--retry-failed"]).await;
+    let resumed = env.run(&["resume"]).await;
     assert_eq!(resumed.code, 0, "{resumed:?}");
     assert_eq!(urls_of(&env.csv("out.csv")), urls);
     assert_eq!(env.csv("failed.csv").len(), 1, "only the header");

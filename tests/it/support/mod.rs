@@ -564,3 +564,42 @@ impl Env {
             .to_string()
     }
 }
+
+/// Sends signal `name` (TERM, INT, KILL) to `pid`.
+pub fn signal(pid: i32, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// Waits up to 10 s for `cond`.
+pub async fn wait_for(mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met in 10 s");
+}
+
+/// The input CSV, output and failed CSV arguments every test run uses.
+pub const RUN: [&str; 7] = [
+    "run",
+    "--input",
+    "in.csv",
+    "--output",
+    "out.csv",
+    "--output-failed",
+    "failed.csv",
+];
+
+/// `status --json` of the default state directory, parsed.
+pub async fn status_json(env: &Env) -> serde_json::Value {
+    let out = env.run(&["status", "--json"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
