@@ -229,7 +229,7 @@ pub struct TuningArgs {
 
     /// Memory that images in flight may use, e.g. `1GiB`, `700MB`: downloads,
     /// conversions and uploads wait for room in it, and ImageMagick keeps a
-    /// larger image's pixels on disk [default: 60% of the container's memory
+    /// larger image's pixels on disk [default: half of the container's memory
     /// limit, else of physical memory].
     #[arg(long, value_name = "SIZE", env = "BATCHIMG_MEMORY_BUDGET")]
     pub memory_budget: Option<bytesize::ByteSize>,

@@ -30,6 +30,7 @@ use error::ExitStatus;
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    limit_malloc_arenas();
     logging::init(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,5 +58,18 @@ pub fn main(cli: Cli) -> ExitCode {
             eprintln!("batchimg: error: {e}");
             e.exit_status().into()
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core),
+/// and memory freed in one is not reused by another: with image-sized
+/// buffers passing between the runtime, blocking and conversion threads,
+/// that slack took peak RSS in a 512 MiB cgroup to 484 MiB, against 315-441
+/// MiB with two arenas. Two arenas keep contention low on the 2-core pod.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

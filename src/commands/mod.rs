@@ -103,17 +103,19 @@ async fn execute(
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
     let left = Quarantine::left_in(&state_dir);
-    if !left.suspects.is_empty() || !left.crashed.is_empty() {
+    let crashed = !left.suspects.is_empty() || !left.crashed.is_empty();
+    if crashed {
         tracing::warn!(
             suspects = left.suspects.len(),
             crashed = left.crashed.len(),
-            "the last process died while converting; its suspects are converted alone first"
+            "the last process died while converting: its suspects are converted alone first, \
+             and this run converts one image at a time"
         );
         journal
             .record_crash(&left.suspects, &left.crashed)
             .map_err(journal_error)?;
     }
-    let quarantine = Arc::new(Quarantine::start(&state_dir));
+    let quarantine = Arc::new(Quarantine::start(&state_dir, crashed));
     let reporter = Arc::new(Bar::stderr());
     reporter.begin(todo);
     let writer = journal.writer();
@@ -126,12 +128,18 @@ async fn execute(
     )
     .map_err(fatal)?;
     let pipeline = Arc::new(pipeline);
-    let signals = tokio::spawn(watch_signals(pipeline.stop_token(), settings.stop_grace));
+    let signals = tokio::spawn(watch_signals(
+        pipeline.stop_token(),
+        settings.stop_grace,
+        state_dir.clone(),
+    ));
     let started = Instant::now();
     let stop = Arc::clone(&pipeline)
         .run(Arc::clone(&journal), retry, todo)
         .await;
     signals.abort();
+    // An orderly end: conversions the grace abandoned are not crash suspects.
+    crate::pipeline::quarantine::clear(&state_dir);
     reporter.end();
     writer.finish().await.map_err(journal_error)?;
     drop(pipeline);
@@ -162,7 +170,8 @@ async fn execute(
         failed = counts.get(StateKind::Failed),
         elapsed_s = elapsed.as_secs_f64(),
         images_per_s = rate(processed, elapsed),
-        "summary: {} rows: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s",
+        peak_memory_mib = peak_memory() >> 20,
+        "summary: {} rows: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s, peak memory {} MiB",
         run.rows,
         uploaded - counts.reused,
         counts.reused,
@@ -175,7 +184,21 @@ async fn execute(
         written.unfinished,
         elapsed.as_secs_f64(),
         rate(processed, elapsed),
+        peak_memory() >> 20,
     );
+    if !settings.delete_local {
+        let (files, bytes) = work_files(&settings.work_dir);
+        if files > 0 {
+            tracing::info!(
+                files,
+                bytes,
+                work_dir = %settings.work_dir.display(),
+                "kept {files} local file(s), {}, in {}; --delete-local (BATCHIMG_DELETE_LOCAL=true) removes each row's files once it is uploaded",
+                bytesize::ByteSize::b(bytes).display().iec(),
+                settings.work_dir.display()
+            );
+        }
+    }
 
     Ok(match stop {
         Stop::Fatal(reason) => return Err(fatal(anyhow::anyhow!(reason))),
@@ -188,10 +211,42 @@ async fn execute(
     })
 }
 
+/// This process's peak resident memory (VmHWM), in bytes; 0 where unknown.
+fn peak_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Files and bytes in the work directory's `in/` and `out/`.
+fn work_files(work_dir: &std::path::Path) -> (u64, u64) {
+    let mut total = (0, 0);
+    for sub in ["in", "out"] {
+        let Ok(entries) = std::fs::read_dir(work_dir.join(sub)) else {
+            continue;
+        };
+        for meta in entries.flatten().filter_map(|e| e.metadata().ok()) {
+            if meta.is_file() {
+                total.0 += 1;
+                total.1 += meta.len();
+            }
+        }
+    }
+    total
+}
+
 /// First Ctrl-C or SIGTERM: stop feeding rows and give the ones in flight the
 /// stop grace to finish. Second: exit at once; the journal's committed state
 /// stays valid.
-async fn watch_signals(stop: tokio_util::sync::CancellationToken, grace: std::time::Duration) {
+async fn watch_signals(
+    stop: tokio_util::sync::CancellationToken,
+    grace: std::time::Duration,
+    state_dir: std::path::PathBuf,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         return;
@@ -208,6 +263,8 @@ async fn watch_signals(stop: tokio_util::sync::CancellationToken, grace: std::ti
             );
             stop.cancel();
         } else {
+            // Conversions still running are stopped by the exit, not crashing.
+            crate::pipeline::quarantine::clear(&state_dir);
             eprintln!("batchimg: quitting at once; `batchimg resume` continues");
             std::process::exit(ExitStatus::Interrupted as i32);
         }

@@ -176,6 +176,7 @@ impl Converter {
                 l
             }
         };
+        let alone = alone || self.quarantine.careful;
         let permits = if alone { self.permits_total() } else { 1 };
         let permit = Arc::clone(&self.permits)
             .acquire_many_owned(permits)

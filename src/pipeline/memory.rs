@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 /// Leases are counted in KiB, so a `u32` permit count covers 4 TiB.
 const UNIT: u64 = 1024;
 /// Share of the memory limit that the budget takes by default.
-pub const DEFAULT_SHARE: f64 = 0.6;
+pub const DEFAULT_SHARE: f64 = 0.5;
 
 /// The budget, shared by every stage.
 #[derive(Clone)]

@@ -15,6 +15,12 @@
 //! suspects one at a time, alone, before anything else. A row that was
 //! converting alone when the process died again is failed as `crashed`.
 //! Rows that were merely downloading or uploading are never suspects.
+//!
+//! The process after a crash also converts everything else one image at a
+//! time ("careful"), so that if another image kills it, the file names that
+//! image alone and the next start fails it at once: a shard with two images
+//! that each kill the process finishes on the third resume, not the fifth.
+//! The process after that, started without a crash, is back to full speed.
 
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
@@ -41,6 +47,9 @@ pub fn clear(state_dir: &Path) {
 pub struct Quarantine {
     file: Mutex<Option<std::fs::File>>,
     path: PathBuf,
+    /// The previous process died converting: this one converts one image at
+    /// a time, so that another death names its image for certain.
+    pub careful: bool,
     /// Row → converting alone.
     converting: Mutex<BTreeMap<u64, bool>>,
 }
@@ -66,8 +75,9 @@ impl Quarantine {
         left
     }
 
-    /// Starts an empty file for this process; call once what it held is in the journal.
-    pub fn start(state_dir: &Path) -> Quarantine {
+    /// Starts an empty file for this process; call once what it held is in
+    /// the journal. `careful` after a crash (see the field).
+    pub fn start(state_dir: &Path, careful: bool) -> Quarantine {
         let path = state_dir.join(FILE_NAME);
         let file = std::fs::File::create(&path)
             .inspect_err(|e| {
@@ -80,6 +90,7 @@ impl Quarantine {
         Quarantine {
             file: Mutex::new(file),
             path,
+            careful,
             converting: Mutex::new(BTreeMap::new()),
         }
     }
@@ -90,6 +101,7 @@ impl Quarantine {
         Quarantine {
             file: Mutex::new(None),
             path: PathBuf::new(),
+            careful: false,
             converting: Mutex::new(BTreeMap::new()),
         }
     }
@@ -147,7 +159,7 @@ mod tests {
     #[test]
     fn what_a_killed_process_was_converting_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let q = Arc::new(Quarantine::start(dir.path()));
+        let q = Arc::new(Quarantine::start(dir.path(), false));
         let a = q.converting(3, false);
         let b = q.converting(9, false);
         let c = q.converting(12, true);
@@ -163,7 +175,7 @@ mod tests {
             }
         );
         // The next process starts with an empty file.
-        let _next = Quarantine::start(dir.path());
+        let _next = Quarantine::start(dir.path(), false);
         assert_eq!(Quarantine::left_in(dir.path()), Left::default());
     }
 }

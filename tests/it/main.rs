@@ -5,6 +5,7 @@ mod support;
 
 mod foundation;
 mod journal;
+mod memory;
 mod production;
 mod security;
 mod shard;

@@ -127,3 +127,16 @@ pub fn alpha_row(bytes: &[u8]) -> Vec<u8> {
     wand.export_image_pixels(0, (h / 2) as isize, w, 1, "A")
         .unwrap()
 }
+
+/// A large photo-like JPEG (quality 85): a small colourful image scaled up,
+/// so a 98-megapixel one is a few megabytes, as a real photo of that size is.
+pub fn large_jpeg(width: usize, height: usize, seed: u64) -> Vec<u8> {
+    let (w, h) = (320, (320 * height / width).max(1));
+    let small = encode(w, h, &rgb_pixels(w, h, seed), "RGB", "PNG");
+    let mut wand = MagickWand::new();
+    wand.read_image_blob(&small).unwrap();
+    wand.resize_image(width, height, magick_rust::FilterType::Triangle)
+        .unwrap();
+    wand.set_image_compression_quality(85).unwrap();
+    wand.write_image_blob("JPEG").unwrap()
+}

@@ -9,6 +9,7 @@
 //!   included, so SigV4 signatures still verify.
 //! - [`Env`]: one of each plus a temporary directory and the command line.
 
+pub mod cgroup;
 pub mod images;
 
 use std::collections::HashMap;
@@ -479,7 +480,21 @@ impl Env {
 
     /// The binary, in the test's directory, configured for its servers.
     pub fn command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_batchimg"));
+        self.command_via(&[])
+    }
+
+    /// Like [`Env::command`], but started through `wrapper` (a program and
+    /// its arguments, to which the binary and its arguments are appended).
+    pub fn command_via(&self, wrapper: &[&str]) -> tokio::process::Command {
+        let binary = env!("CARGO_BIN_EXE_batchimg");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args).arg(binary);
+                cmd
+            }
+            None => tokio::process::Command::new(binary),
+        };
         cmd.current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
