@@ -14,7 +14,7 @@ FROM rust:${RUST_VERSION}-trixie AS builder
 # updates replace the exact versions, so a pin would break the build within weeks.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmagickwand-7.q16-dev libclang-dev pkg-config \
+ && apt-get install -y --no-install-recommends libmagickwand-7.q16-dev libclang-dev pkg-config cmake nasm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./

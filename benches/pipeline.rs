@@ -29,7 +29,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use batchimg::format::ImageFormat;
-use batchimg::pipeline::magick;
+use batchimg::pipeline::{lossless, magick};
 use batchimg::settings::Limits;
 use magick_rust::{MagickWand, magick_wand_genesis};
 
@@ -61,6 +61,7 @@ fn main() {
     // This VM's speed drifts by a quarter within minutes, so each end-to-end
     // run is compared with ceilings measured just before and just after it.
     let mut ceilings = vec![ceiling(&images, cores)];
+    let mut lossless_ceilings = Vec::new();
     let mut results = Vec::new();
     println!();
     println!(
@@ -88,6 +89,7 @@ fn main() {
         let (http_cpu, s3_cpu) = (own_cpu() - bench_cpu0, process_cpu(s3.child.id()) - s3_cpu0);
         let e2e = count as f64 / first.wall.as_secs_f64();
         ceilings.push(ceiling(&images, cores));
+        lossless_ceilings.push(ceiling_of(Engine::Lossless, &images, cores));
         let (before, after) = (ceilings[round - 1].rate, ceilings[round].rate);
         let ratio = e2e / ((before + after) / 2.0);
         println!(
@@ -121,21 +123,41 @@ fn main() {
     let ceiling_cpu: Duration =
         ceilings.iter().map(|c| c.cpu).sum::<Duration>() / ceilings.len() as u32;
     let peak = results.iter().map(|r| r.2.max_rss_mb).fold(0.0, f64::max);
+    let per_image = |d: Duration| d.as_secs_f64() * 1000.0 / count as f64;
+    let mut lossless_rates: Vec<f64> = lossless_ceilings.iter().map(|c| c.rate).collect();
+    lossless_rates.sort_by(f64::total_cmp);
+    let lossless_cpu: Duration =
+        lossless_ceilings.iter().map(|c| c.cpu).sum::<Duration>() / lossless_ceilings.len() as u32;
+    let lossless_rate = lossless_rates[lossless_rates.len() / 2];
     println!();
     println!("| measure (median of {rounds} rounds) | value |");
     println!("|---|---|");
     println!(
-        "| conversion ceiling | {:.1} images/s |",
-        rates[rates.len() / 2]
+        "| ImageMagick ceiling (in process, {cores} cores, no I/O) | {:.1} images/s, {:.2} ms CPU per image |",
+        rates[rates.len() / 2],
+        per_image(ceiling_cpu)
     );
     println!(
-        "| batchimg end to end | {e2e:.1} images/s ({:.2} s) |",
-        median.wall.as_secs_f64()
+        "| lossless ceiling (in process, {cores} cores, no I/O) | {lossless_rate:.1} images/s, {:.2} ms CPU per image |",
+        per_image(lossless_cpu)
     );
     println!(
-        "| end to end / ceiling | {ratio:.2} (rounds: {:.2}–{:.2}) |",
+        "| batchimg end to end | {e2e:.1} images/s ({:.2} s), {:.2} ms of its own CPU per image |",
+        median.wall.as_secs_f64(),
+        per_image(median.cpu)
+    );
+    println!(
+        "| end to end / ImageMagick ceiling | {ratio:.2} (rounds: {:.2}–{:.2}) |",
         results[0].0,
         results[results.len() - 1].0
+    );
+    println!(
+        "| end to end / lossless ceiling | {:.2} |",
+        e2e / lossless_rate
+    );
+    println!(
+        "| batchimg CPU per image above the lossless ceiling's | {:+.2} ms |",
+        per_image(median.cpu) - per_image(lossless_cpu)
     );
     println!("| peak RSS, any round | {peak:.0} MB |");
     println!(
@@ -203,8 +225,18 @@ struct Ceiling {
     cpu: Duration,
 }
 
-/// The same conversion batchimg runs, on every core, with nothing else to do.
+/// The conversion an engine does, on every core, with nothing else to do.
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    ImageMagick,
+    Lossless,
+}
+
 fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> Ceiling {
+    ceiling_of(Engine::ImageMagick, images, threads)
+}
+
+fn ceiling_of(engine: Engine, images: &[Arc<Vec<u8>>], threads: usize) -> Ceiling {
     let limits = Limits::default();
     magick::init(&limits).unwrap();
     let next = AtomicUsize::new(0);
@@ -214,7 +246,18 @@ fn ceiling(images: &[Arc<Vec<u8>>], threads: usize) -> Ceiling {
         for _ in 0..threads {
             s.spawn(|| {
                 while let Some(img) = images.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    magick::grayscale(img, ImageFormat::Jpeg, &limits).unwrap();
+                    match engine {
+                        Engine::ImageMagick => {
+                            magick::grayscale(img, ImageFormat::Jpeg, &limits).unwrap();
+                        }
+                        Engine::Lossless => {
+                            let lossless::Plan::Lossless(h) = lossless::plan(img, &limits).unwrap()
+                            else {
+                                panic!("a bench image the lossless path refuses")
+                            };
+                            lossless::gray(img, &h).unwrap().unwrap();
+                        }
+                    }
                 }
             });
         }

@@ -227,6 +227,23 @@ pub struct TuningArgs {
     #[arg(long, value_name = "DURATION", env = "BATCHIMG_STOP_GRACE")]
     pub stop_grace: Option<humantime::Duration>,
 
+    /// How JPEGs become grayscale: `lossless` keeps the JPEG's own luma
+    /// (Rec. 601) bit for bit, without decoding; `imagemagick` decodes and
+    /// computes Rec. 709 luma, as every other format is [default: lossless].
+    #[arg(long, value_enum, value_name = "ENGINE", env = "BATCHIMG_JPEG_ENGINE")]
+    pub jpeg_engine: Option<crate::settings::JpegEngine>,
+
+    /// Whether a HEAD checks for an object before its conditional PUT
+    /// (`If-None-Match: *`). `auto`: not against AWS S3, which honours the
+    /// condition; always against other endpoints, some of which ignore it [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        env = "BATCHIMG_HEAD_BEFORE_PUT"
+    )]
+    pub head_before_put: Option<crate::settings::HeadBeforePut>,
+
     /// Memory that images in flight may use, e.g. `1GiB`, `700MB`: downloads,
     /// conversions and uploads wait for room in it, and ImageMagick keeps a
     /// larger image's pixels on disk [default: half of the container's memory

@@ -47,9 +47,35 @@ pub struct Settings {
     /// After SIGTERM or Ctrl-C, how long rows in flight may take to finish
     /// before they are left for `resume`.
     pub stop_grace: Duration,
+    /// How JPEGs become grayscale.
+    pub jpeg_engine: JpegEngine,
+    /// Whether a HEAD checks for the object before its conditional PUT.
+    pub head_before_put: HeadBeforePut,
     /// What rows may hold in memory at once, in bytes; `None`: a share of the
     /// memory limit of the machine `run` or `resume` runs on, decided at start.
     pub memory_budget: Option<u64>,
+}
+
+/// How JPEGs become grayscale (`--jpeg-engine`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+pub enum JpegEngine {
+    /// The JPEG's own luma, by a lossless transform of its coefficients
+    /// (libjpeg-turbo); ImageMagick for the JPEGs it cannot take.
+    Lossless,
+    /// Decode, convert to ImageMagick's Gray (Rec. 709 luma) and encode again.
+    #[value(name = "imagemagick")]
+    ImageMagick,
+}
+
+/// Whether a HEAD precedes each conditional PUT (`--head-before-put`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+pub enum HeadBeforePut {
+    /// Never against AWS S3, which honours `If-None-Match: *`; always
+    /// against another endpoint, since some (Garage) ignore it.
+    Auto,
+    Always,
+    /// Trust the store's conditional PUT: one request per new image fewer.
+    Never,
 }
 
 /// Shard `index` of `count`: the URLs whose blake3 falls in it.
@@ -239,6 +265,8 @@ impl Settings {
             url_markers: true,
             shard,
             stop_grace: Duration::from_secs(10),
+            jpeg_engine: JpegEngine::Lossless,
+            head_before_put: HeadBeforePut::Auto,
             memory_budget: None,
         };
         settings.apply(&args.tuning)?;
@@ -257,6 +285,8 @@ impl Settings {
         }
         self.delete_local |= t.delete_local;
         set(&mut self.stop_grace, t.stop_grace.map(Into::into));
+        set(&mut self.jpeg_engine, t.jpeg_engine);
+        set(&mut self.head_before_put, t.head_before_put);
         if let Some(budget) = t.memory_budget {
             self.memory_budget = Some(budget.as_u64());
         }
@@ -323,6 +353,15 @@ impl Settings {
 }
 
 impl Settings {
+    /// Whether to HEAD before each conditional PUT.
+    pub fn heads_before_put(&self) -> bool {
+        match self.head_before_put {
+            HeadBeforePut::Always => true,
+            HeadBeforePut::Never => false,
+            HeadBeforePut::Auto => self.store.endpoint.is_some(),
+        }
+    }
+
     /// The memory budget in force: the one set, else a share of the memory
     /// limit (the container's, else physical memory).
     pub fn memory_budget(&self) -> u64 {

@@ -15,11 +15,13 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::fetch::{read_file, write_whole};
-use super::magick::{self, MagickError};
+use super::lossless::{self, LosslessError};
+use super::magick::{self, Converted, MagickError};
 use super::memory::{Budget, Lease};
 use super::quarantine::Quarantine;
+use crate::format::ImageFormat;
 use crate::job::{Classify, FailureClass, SourceFile};
-use crate::settings::Limits;
+use crate::settings::{JpegEngine, Limits};
 
 /// A converted image in the work directory and in memory.
 pub struct Output {
@@ -36,6 +38,8 @@ pub struct Output {
 pub enum ConvertError {
     #[error(transparent)]
     Image(#[from] MagickError),
+    #[error(transparent)]
+    Lossless(#[from] LosslessError),
     #[error("conversion took longer than {0:?}")]
     Timeout(Duration),
     #[error("internal error: the conversion panicked")]
@@ -55,6 +59,8 @@ impl Classify for ConvertError {
                 FailureClass::ImageTooLarge
             }
             ConvertError::Image(_) => FailureClass::CorruptImage,
+            ConvertError::Lossless(LosslessError::TooLarge { .. }) => FailureClass::ImageTooLarge,
+            ConvertError::Lossless(LosslessError::Corrupt(_)) => FailureClass::CorruptImage,
             ConvertError::Timeout(_) => FailureClass::ConvertTimeout,
             ConvertError::Panicked => FailureClass::Internal,
             ConvertError::Write { .. } => FailureClass::LocalIo,
@@ -69,6 +75,45 @@ impl Classify for ConvertError {
     }
 }
 
+/// A conversion, as the header decided it.
+enum Job {
+    Lossless(lossless::Header),
+    Magick(magick::Pinged),
+}
+
+impl Job {
+    /// What the conversion holds in memory besides the encoded input and output.
+    fn memory_bytes(&self, budget: u64) -> u64 {
+        match self {
+            Job::Lossless(h) => h.memory_bytes(),
+            // A pixel cache larger than the budget is kept on disk.
+            Job::Magick(p) if p.cache_bytes() > budget => 16 << 20,
+            Job::Magick(p) => p.cache_bytes(),
+        }
+    }
+
+    fn run(
+        self,
+        data: &[u8],
+        format: ImageFormat,
+        limits: &Limits,
+    ) -> Result<Converted, ConvertError> {
+        match self {
+            Job::Lossless(header) => match lossless::gray(data, &header)? {
+                Some(bytes) => Ok(Converted {
+                    bytes,
+                    width: header.width,
+                    height: header.height,
+                    frames: 1,
+                }),
+                // An orientation that is no perfect lossless rotation.
+                None => Ok(magick::grayscale(data, format, limits)?),
+            },
+            Job::Magick(pinged) => Ok(magick::grayscale_pinged(data, format, pinged)?),
+        }
+    }
+}
+
 /// The convert stage.
 pub struct Converter {
     pool: ConvertPool,
@@ -79,6 +124,7 @@ pub struct Converter {
     dir: PathBuf,
     budget: Budget,
     quarantine: Arc<Quarantine>,
+    engine: JpegEngine,
 }
 
 /// The source a conversion starts from.
@@ -100,8 +146,10 @@ impl Converter {
         limits: Limits,
         budget: Budget,
         quarantine: Arc<Quarantine>,
+        engine: JpegEngine,
     ) -> Converter {
         Converter {
+            engine,
             pool: ConvertPool::new(threads),
             permits: Arc::new(Semaphore::new(threads)),
             limits,
@@ -145,19 +193,26 @@ impl Converter {
             },
         };
         let limits = self.limits;
-        let data = body.clone();
-        let pinged = tokio::task::spawn_blocking(move || magick::ping(&data, &limits))
-            .await
-            .map_err(|_| ConvertError::Panicked)??;
-        // The pixel cache, unless ImageMagick will keep it on disk, plus the
-        // encoded input and output.
-        let cache = pinged.cache_bytes();
-        let cache = if cache > self.budget.total() {
-            16 << 20
-        } else {
-            cache
+        // The engine, from the header alone: the lossless path for the JPEGs
+        // it reproduces exactly, ImageMagick (pinged first) for the rest.
+        let plan = match (source.format, self.engine) {
+            (ImageFormat::Jpeg, JpegEngine::Lossless) => lossless::plan(&body, &limits)?,
+            _ => lossless::Plan::ImageMagick("not a JPEG, or --jpeg-engine imagemagick"),
         };
-        let need = cache + 2 * body.len() as u64;
+        let job = match plan {
+            lossless::Plan::Lossless(header) => Job::Lossless(header),
+            lossless::Plan::ImageMagick(why) => {
+                if source.format == ImageFormat::Jpeg && self.engine == JpegEngine::Lossless {
+                    tracing::debug!(reason = why, "this JPEG goes to ImageMagick");
+                }
+                let data = body.clone();
+                let pinged = tokio::task::spawn_blocking(move || magick::ping(&data, &limits))
+                    .await
+                    .map_err(|_| ConvertError::Panicked)??;
+                Job::Magick(pinged)
+            }
+        };
+        let need = job.memory_bytes(self.budget.total()) + 2 * body.len() as u64;
         // The conversion's lease covers the source bytes from here on.
         let mut lease = match self.budget.try_lease(need) {
             Some(l) => {
@@ -192,7 +247,7 @@ impl Converter {
         // is written in the same call: one hop per image.
         self.pool.run(move || {
             let _held = (permit, converting);
-            let result = magick::grayscale_pinged(&body, format, pinged).map(|c| {
+            let result = job.run(&body, format, &limits).map(|c| {
                 let written = write_whole(&output, &c.bytes);
                 (c, written)
             });

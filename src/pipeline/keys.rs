@@ -11,15 +11,31 @@
 //! existing bucket look empty to the next run, so the tests pin known answers.
 
 use crate::format::ImageFormat;
+use crate::settings::JpegEngine;
 use crate::store::join_key;
 
 /// Names the processing recipe. Change it whenever the output for a given
 /// input could change, and every key changes with it.
 const KEY_CONTEXT: &str = "batchimg 2026-11-28 object key: grayscale v1 (ImageMagick GRAY, same format, auto-orient, strip)";
 
-/// The key of the grayscale version of an image whose bytes hash to `source_hash`.
-pub fn object_key(prefix: &str, source_hash: &[u8; 32], format: ImageFormat) -> String {
-    let derived = blake3::derive_key(KEY_CONTEXT, source_hash);
+/// The recipe of a JPEG under the lossless engine: its own luma, losslessly.
+/// Another context, so the two engines never share a key.
+const LOSSLESS_KEY_CONTEXT: &str = "batchimg 2026-12-01 object key: grayscale v1 (JPEG luma, lossless transform, orientation applied, no metadata)";
+
+/// The key of the grayscale version of an image whose bytes hash to
+/// `source_hash`. The JPEG engine counts for JPEGs only: no other format's
+/// output depends on it.
+pub fn object_key(
+    prefix: &str,
+    source_hash: &[u8; 32],
+    format: ImageFormat,
+    engine: JpegEngine,
+) -> String {
+    let context = match (format, engine) {
+        (ImageFormat::Jpeg, JpegEngine::Lossless) => LOSSLESS_KEY_CONTEXT,
+        _ => KEY_CONTEXT,
+    };
+    let derived = blake3::derive_key(context, source_hash);
     join_key(prefix, &format!("{}.{}", hex(&derived), format.extension()))
 }
 
@@ -37,11 +53,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    const IM: JpegEngine = JpegEngine::ImageMagick;
+
     #[test]
     fn keys_depend_on_content_and_format_only() {
-        let a = object_key("p/", &[1; 32], ImageFormat::Jpeg);
-        assert_eq!(a, object_key("p/", &[1; 32], ImageFormat::Jpeg));
-        assert_ne!(a, object_key("p/", &[2; 32], ImageFormat::Jpeg));
+        let a = object_key("p/", &[1; 32], ImageFormat::Jpeg, IM);
+        assert_eq!(a, object_key("p/", &[1; 32], ImageFormat::Jpeg, IM));
+        assert_ne!(a, object_key("p/", &[2; 32], ImageFormat::Jpeg, IM));
         assert!(a.starts_with("p/") && a.ends_with(".jpg"));
         assert_eq!(a.len(), "p/".len() + 64 + ".jpg".len());
     }
@@ -51,15 +69,34 @@ mod tests {
         // The source hash of fixed bytes, as the fetch stage computes it.
         let hash = *blake3::hash(b"batchimg known-answer image").as_bytes();
         assert_eq!(
-            object_key("gray/", &hash, ImageFormat::Jpeg),
+            object_key("gray/", &hash, ImageFormat::Jpeg, IM),
             "gray/15c7b848aa540b314092e6abfb8c406be92abd873b03e4df300e13fddeab27db.jpg"
         );
         assert_eq!(
-            object_key("", &hash, ImageFormat::Png),
+            object_key("", &hash, ImageFormat::Png, IM),
             "15c7b848aa540b314092e6abfb8c406be92abd873b03e4df300e13fddeab27db.png"
         );
         // Not the plain source hash: the recipe's context is part of the key.
-        assert_ne!(&object_key("", &hash, ImageFormat::Png)[..64], hex(&hash));
+        assert_ne!(
+            &object_key("", &hash, ImageFormat::Png, IM)[..64],
+            hex(&hash)
+        );
+    }
+
+    #[test]
+    fn the_lossless_engine_has_keys_of_its_own_for_jpegs_only() {
+        let hash = *blake3::hash(b"batchimg known-answer image").as_bytes();
+        let lossless = object_key("gray/", &hash, ImageFormat::Jpeg, JpegEngine::Lossless);
+        assert_eq!(
+            lossless,
+            "gray/da0214f13c5e9138a458e12f8301a3619f3437d36773628ab64ecf7d6fa05fcc.jpg"
+        );
+        assert_ne!(lossless, object_key("gray/", &hash, ImageFormat::Jpeg, IM));
+        // A PNG's output does not depend on the JPEG engine, nor its key.
+        assert_eq!(
+            object_key("", &hash, ImageFormat::Png, JpegEngine::Lossless),
+            object_key("", &hash, ImageFormat::Png, IM)
+        );
     }
 
     #[test]

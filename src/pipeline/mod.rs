@@ -27,6 +27,7 @@ pub mod convert;
 pub mod fetch;
 pub mod identical;
 pub mod keys;
+pub mod lossless;
 pub mod magick;
 pub mod memory;
 pub mod quarantine;
@@ -216,6 +217,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 settings.limits,
                 budget.clone(),
                 quarantine,
+                settings.jpeg_engine,
             ),
             budget,
             upload: Uploader::new(store, c.uploads, Arc::clone(&control)),
@@ -464,15 +466,22 @@ impl<S: ObjectStore> Pipeline<S> {
             // gone or changed). Identical content in flight, or an object
             // already in the bucket, ends the row; else convert.
             JobState::Downloaded { source } => {
-                let key =
-                    keys::object_key(&self.settings.store.prefix, &source.hash, source.format);
+                let key = keys::object_key(
+                    &self.settings.store.prefix,
+                    &source.hash,
+                    source.format,
+                    self.settings.jpeg_engine,
+                );
                 let input = Some(source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&key, carry).await {
                     return shared
                         .map(|output| self.reused(&key, input, output))
                         .map_err(Setback::Failed);
                 }
-                if !carry.checked_absent && self.upload.exists(&key).await? {
+                // Without the HEAD (a store that honours `If-None-Match`),
+                // the conditional PUT finds an object that is already there.
+                let head = self.settings.heads_before_put();
+                if head && !carry.checked_absent && self.upload.exists(&key).await? {
                     let output = self.convert.output_path(&key);
                     return Ok(self.reused(&key, input, output.exists().then_some(output)));
                 }
@@ -523,7 +532,7 @@ impl<S: ObjectStore> Pipeline<S> {
                         }
                     },
                 };
-                if !fresh && self.upload.exists(key).await? {
+                if self.settings.heads_before_put() && !fresh && self.upload.exists(key).await? {
                     return Ok(self.reused(key, input(), Some(output.clone())));
                 }
                 let started = Instant::now();

@@ -82,6 +82,8 @@ fn settings(dir: &Path) -> Settings {
         url_markers: false,
         shard: None,
         stop_grace: Duration::from_secs(10),
+        jpeg_engine: crate::settings::JpegEngine::Lossless,
+        head_before_put: crate::settings::HeadBeforePut::Always,
         memory_budget: Some(256 << 20),
     }
 }
@@ -125,6 +127,7 @@ impl Resume {
             "gray/",
             blake3::hash(&self.image).as_bytes(),
             ImageFormat::Jpeg,
+            crate::settings::JpegEngine::Lossless,
         )
     }
 

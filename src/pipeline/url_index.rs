@@ -450,6 +450,7 @@ impl Additions {
 mod tests {
     use super::*;
     use crate::pipeline::keys::object_key;
+    use crate::settings::JpegEngine;
     use crate::store::memory::MemoryStore;
 
     fn uploader() -> Uploader<MemoryStore> {
@@ -457,7 +458,7 @@ mod tests {
     }
 
     fn key(i: u8) -> String {
-        object_key("p/", &[i; 32], ImageFormat::Jpeg)
+        object_key("p/", &[i; 32], ImageFormat::Jpeg, JpegEngine::ImageMagick)
     }
 
     #[tokio::test]
@@ -567,6 +568,7 @@ mod tests {
                     "",
                     blake3::hash(&i.to_le_bytes()).as_bytes(),
                     ImageFormat::Png,
+                    JpegEngine::ImageMagick,
                 )
             })
             .collect();

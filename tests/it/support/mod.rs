@@ -532,14 +532,15 @@ impl Env {
         }
     }
 
-    /// Runs `batchimg <args>` and bounds its peak RSS, in megabytes: the
-    /// largest of any child this test process has reaped, so an upper bound.
+    /// Runs `batchimg <args>` and returns its peak RSS in megabytes, as its
+    /// summary line reports it from the kernel (`VmHWM`). Not `wait4`'s
+    /// `ru_maxrss`: that counts the forked test process's pages before the
+    /// exec, gigabytes while another test builds its 98-megapixel images.
     pub async fn run_measured(&self, args: &[&str]) -> (Run, f64) {
         let run = self.run(args).await;
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-        (run, usage.ru_maxrss as f64 / 1024.0)
+        let peak = peak_memory_mib(&run.stderr)
+            .unwrap_or_else(|| panic!("no peak memory in the summary: {run:?}"));
+        (run, peak as f64 * 1.048_576)
     }
 
     /// `batchimg run --input <input> --output out.csv --output-failed failed.csv <extra>`.
@@ -617,4 +618,14 @@ pub async fn status_json(env: &Env) -> serde_json::Value {
     let out = env.run(&["status", "--json"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// The peak memory a run's summary line reports (`peak memory N MiB`).
+pub fn peak_memory_mib(stderr: &str) -> Option<u64> {
+    let at = stderr.rfind("peak memory ")?;
+    stderr[at + "peak memory ".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
