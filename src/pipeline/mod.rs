@@ -222,7 +222,11 @@ impl<S: ObjectStore> Pipeline<S> {
             budget,
             upload: Uploader::new(store, c.uploads, Arc::clone(&control)),
             identical: Arc::default(),
-            index: UrlIndex::new(settings.url_markers, &settings.store.prefix),
+            index: UrlIndex::new(
+                settings.url_markers,
+                &settings.store.prefix,
+                settings.jpeg_engine,
+            ),
             writer,
             reporter,
             control,

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::format::ImageFormat;
 use crate::pipeline::keys::hex;
 use crate::pipeline::upload::Uploader;
+use crate::settings::JpegEngine;
 use crate::store::{ObjectStore, StoreError, join_key};
 
 /// Entries per index object.
@@ -89,6 +90,9 @@ impl ObjectName {
 pub struct UrlIndex {
     enabled: bool,
     prefix: String,
+    /// Entries are per JPEG engine: a URL's object under one engine is not
+    /// its object under the other (see [`UrlIndex::id_url`]).
+    engine: JpegEngine,
     snapshot: tokio::sync::OnceCell<Snapshot>,
     /// Objects listed at start, when the snapshot had entries to check.
     listing: tokio::sync::OnceCell<Existing>,
@@ -99,14 +103,26 @@ pub struct UrlIndex {
 }
 
 impl UrlIndex {
-    pub fn new(enabled: bool, prefix: &str) -> UrlIndex {
+    pub fn new(enabled: bool, prefix: &str, engine: JpegEngine) -> UrlIndex {
         UrlIndex {
             enabled,
             prefix: prefix.to_string(),
+            engine,
             snapshot: tokio::sync::OnceCell::new(),
             listing: tokio::sync::OnceCell::new(),
             additions: Additions::default(),
             quiet_until: Mutex::new(None),
+        }
+    }
+
+    /// The string a URL's id is derived from. ImageMagick's engine uses the
+    /// URL itself, as every index written before the lossless engine did;
+    /// the lossless engine prefixes it (a NUL, which no accepted URL holds),
+    /// so switching engines never takes the other engine's object for a URL.
+    fn id_url<'a>(&self, url: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.engine {
+            JpegEngine::ImageMagick => url.into(),
+            JpegEngine::Lossless => format!("lossless\0{url}").into(),
         }
     }
 
@@ -135,6 +151,7 @@ impl UrlIndex {
         url: &str,
         up: &Uploader<S>,
     ) -> Result<Option<String>, StoreError> {
+        let url = &*self.id_url(url);
         let Some(name) = self.snapshot.get().and_then(|s| s.lookup(url)) else {
             return Ok(None);
         };
@@ -149,6 +166,7 @@ impl UrlIndex {
 
     /// Notes that `url` produced `key`; a full batch is written at once.
     pub async fn note<S: ObjectStore>(&self, url: &str, key: &str, up: &Uploader<S>) {
+        let url = &*self.id_url(url);
         if !self.enabled || !self.additions.add(self.snapshot.get(), url, key) {
             return;
         }
@@ -450,7 +468,6 @@ impl Additions {
 mod tests {
     use super::*;
     use crate::pipeline::keys::object_key;
-    use crate::settings::JpegEngine;
     use crate::store::memory::MemoryStore;
 
     fn uploader() -> Uploader<MemoryStore> {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod engine;
 mod foundation;
 mod journal;
 mod memory;
