@@ -2,10 +2,11 @@
 //! fail no row, one process per state directory, credentials, and the input
 //! and staging files a killed run leaves.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::support::{Env, RUN, Reply, images, signal, status_json, wait_for};
+use crate::support::{
+    Env, RUN, Reply, assert_no_key_put_twice, images, signal, status_json, wait_for,
+};
 
 fn jpegs(env: &Env, n: usize, delay: Duration) -> Vec<String> {
     (0..n)
@@ -23,16 +24,6 @@ fn unstall(env: &Env, n: usize) {
         let reply = Reply::jpeg(images::jpeg(48, 32, 700 + i as u64));
         env.http.route(&format!("/p/{i}.jpg"), reply);
     }
-}
-
-fn assert_no_key_put_twice(env: &Env) {
-    let puts = env.s3.image_puts();
-    let distinct: HashSet<&String> = puts.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        puts.len(),
-        "an object was PUT twice: {puts:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

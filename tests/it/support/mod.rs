@@ -629,3 +629,14 @@ pub fn peak_memory_mib(stderr: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// No image object was PUT twice in the whole test.
+pub fn assert_no_key_put_twice(env: &Env) {
+    let puts = env.s3.image_puts();
+    let distinct: std::collections::HashSet<&String> = puts.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        puts.len(),
+        "an object was PUT twice: {puts:?}"
+    );
+}
