@@ -52,17 +52,19 @@ pub enum LosslessError {
 pub struct Header {
     pub width: usize,
     pub height: usize,
-    /// Components in the file: 1 (gray) or 3 (YCbCr) on this path.
-    pub components: usize,
+    /// Samples per pixel, all components together, times 4: 4 for gray,
+    /// 6 for 4:2:0, 8 for 4:2:2, 12 for 4:4:4.
+    samples_x4: u64,
     /// The EXIF orientation as a transform.
     op: libc::c_int,
 }
 
 impl Header {
-    /// What the transform holds in memory: 16-bit coefficients of every
-    /// component (at most), plus the output.
+    /// What the transform holds in memory: a 16-bit coefficient per sample
+    /// of every component (libjpeg reads them all), plus the gray output.
     pub fn memory_bytes(&self) -> u64 {
-        self.width as u64 * self.height as u64 * (2 * self.components as u64 + 1)
+        let pixels = self.width as u64 * self.height as u64;
+        pixels * self.samples_x4 / 2 + pixels / 2
     }
 }
 
@@ -137,13 +139,14 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
             h.get(raw::TJPARAM_TJPARAM_COLORSPACE),
             h.get(raw::TJPARAM_TJPARAM_PRECISION),
             h.get(raw::TJPARAM_TJPARAM_LOSSLESS),
+            h.get(raw::TJPARAM_TJPARAM_SUBSAMP),
         ))
     });
     let Some(header) = header else {
         return Ok(Plan::ImageMagick("TurboJPEG could not start"));
     };
     // A header TurboJPEG cannot read is ImageMagick's to judge (and report).
-    let Ok((width, height, colorspace, precision, lossless)) = header else {
+    let Ok((width, height, colorspace, precision, lossless, subsamp)) = header else {
         return Ok(Plan::ImageMagick("TurboJPEG cannot read the header"));
     };
     let (width, height) = (width.max(0) as usize, height.max(0) as usize);
@@ -166,14 +169,19 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
     if precision != 8 {
         return Ok(Plan::ImageMagick("not 8 bits per sample"));
     }
-    let components = match colorspace as raw::TJCS {
-        raw::TJCS_TJCS_YCbCr => 3,
-        raw::TJCS_TJCS_GRAY => 1,
+    match colorspace as raw::TJCS {
+        raw::TJCS_TJCS_YCbCr | raw::TJCS_TJCS_GRAY => {}
         _ => {
             return Ok(Plan::ImageMagick(
                 "not YCbCr or grayscale (CMYK, YCCK or RGB)",
             ));
         }
+    }
+    let samples_x4 = match subsamp as raw::TJSAMP {
+        raw::TJSAMP_TJSAMP_GRAY => 4,
+        raw::TJSAMP_TJSAMP_420 | raw::TJSAMP_TJSAMP_411 | raw::TJSAMP_TJSAMP_441 => 6,
+        raw::TJSAMP_TJSAMP_422 | raw::TJSAMP_TJSAMP_440 => 8,
+        _ => 12,
     };
     let op = match orientation(data) {
         1 => raw::TJXOP_TJXOP_NONE,
@@ -189,7 +197,7 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
     Ok(Plan::Lossless(Header {
         width,
         height,
-        components,
+        samples_x4,
         op,
     }))
 }
@@ -476,6 +484,22 @@ mod tests {
         ));
         // 12-bit JPEGs take the same branch (precision != 8); Debian 12's
         // cjpeg (libjpeg-turbo 2.1) cannot write one to test it with.
+    }
+
+    #[test]
+    fn the_memory_estimate_follows_the_subsampling() {
+        let bytes = |args: &[&str]| {
+            let Plan::Lossless(h) = plan(&cjpeg(args, 640, 480, 1), &Limits::default()).unwrap()
+            else {
+                panic!("lossless")
+            };
+            h.memory_bytes()
+        };
+        let pixels = 640 * 480;
+        // Two bytes a coefficient, every sample, plus half a byte a pixel of output.
+        assert_eq!(bytes(&["-sample", "2x2"]), pixels * 3 + pixels / 2);
+        assert_eq!(bytes(&["-sample", "1x1"]), pixels * 6 + pixels / 2);
+        assert_eq!(bytes(&["-grayscale"]), pixels * 2 + pixels / 2);
     }
 
     #[test]
