@@ -217,8 +217,9 @@ pub struct TuningArgs {
     #[arg(long, value_name = "DIR", env = "BATCHIMG_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// Delete the local downloaded and converted files once a row is uploaded
-    /// (otherwise the work directory keeps about twice each image's size).
+    /// Keep no local files: downloads and outputs stay in memory until their
+    /// row is uploaded and are never written (otherwise the work directory
+    /// keeps about twice each image's size). A resume downloads those rows again.
     #[arg(long, env = "BATCHIMG_DELETE_LOCAL", value_parser = clap::builder::FalseyValueParser::new())]
     pub delete_local: bool,
 

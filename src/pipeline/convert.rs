@@ -125,6 +125,8 @@ pub struct Converter {
     budget: Budget,
     quarantine: Arc<Quarantine>,
     engine: JpegEngine,
+    /// Write outputs to `dir` (not with `--delete-local`).
+    keep_files: bool,
 }
 
 /// The source a conversion starts from.
@@ -147,9 +149,11 @@ impl Converter {
         budget: Budget,
         quarantine: Arc<Quarantine>,
         engine: JpegEngine,
+        keep_files: bool,
     ) -> Converter {
         Converter {
             engine,
+            keep_files,
             pool: ConvertPool::new(threads),
             permits: Arc::new(Semaphore::new(threads)),
             limits,
@@ -250,6 +254,7 @@ impl Converter {
             .expect("never closed");
         let converting = self.quarantine.converting(row, alone);
         let (format, output) = (source.format, path.clone());
+        let keep_files = self.keep_files;
         let started = Instant::now();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         // The permit and the quarantine entry move into the job, so a
@@ -259,7 +264,12 @@ impl Converter {
         self.pool.run(move || {
             let _held = (permit, converting);
             let result = job.run(&body, format, &limits).map(|c| {
-                let written = write_whole(&output, &c.bytes);
+                // Not written with --delete-local: see `Fetcher::fetch`.
+                let written = if keep_files {
+                    write_whole(&output, &c.bytes)
+                } else {
+                    Ok(())
+                };
                 (c, written)
             });
             let _ = done_tx.send(result);

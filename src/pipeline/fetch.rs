@@ -155,6 +155,8 @@ pub struct Fetcher {
     client: Client,
     /// Where downloads are kept (`<work dir>/in`).
     dir: PathBuf,
+    /// Write downloads to `dir` (not with `--delete-local`).
+    keep_files: bool,
     budget: Budget,
     policy: NetPolicy,
     limits: Limits,
@@ -168,6 +170,7 @@ pub struct Fetcher {
 impl Fetcher {
     pub fn new(
         dir: PathBuf,
+        keep_files: bool,
         budget: Budget,
         policy: NetPolicy,
         limits: Limits,
@@ -199,6 +202,7 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             dir,
+            keep_files,
             budget,
             policy,
             limits,
@@ -243,15 +247,21 @@ impl Fetcher {
         .await;
         let body = result.map_err(|e| fail(e, attempts))?;
         let path = self.stem(raw).with_extension(body.format.extension());
-        let (file_body, file_path) = (body.bytes.clone(), path.clone());
-        tokio::task::spawn_blocking(move || write_whole(&file_path, &file_body))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r)
-            .map_err(|source| {
-                let path = path.clone();
-                fail(FetchError::Io { path, source }, attempts)
-            })?;
+        // With --delete-local the file would be deleted once the row is
+        // uploaded, so it is not written at all: the bytes stay in memory
+        // (leased from the budget), and a resume after a crash fetches them
+        // again, which is what reading them back would have saved.
+        if self.keep_files {
+            let (file_body, file_path) = (body.bytes.clone(), path.clone());
+            tokio::task::spawn_blocking(move || write_whole(&file_path, &file_body))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map_err(|source| {
+                    let path = path.clone();
+                    fail(FetchError::Io { path, source }, attempts)
+                })?;
+        }
         tracing::debug!(url = %Redacted(&url), bytes = body.bytes.len(), format = %body.format, path = %path.display(), "downloaded");
         Ok(Fetched {
             source: SourceFile {

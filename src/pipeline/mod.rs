@@ -201,6 +201,7 @@ impl<S: ObjectStore> Pipeline<S> {
         magick::set_memory(budget.total(), &work_dir).map_err(|e| anyhow::anyhow!(e))?;
         let fetch = Fetcher::new(
             std::path::absolute(&work_in)?,
+            !settings.delete_local,
             budget.clone(),
             policy,
             settings.limits,
@@ -218,6 +219,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 budget.clone(),
                 quarantine,
                 settings.jpeg_engine,
+                !settings.delete_local,
             ),
             budget,
             upload: Uploader::new(store, c.uploads, Arc::clone(&control)),

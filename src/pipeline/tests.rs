@@ -95,6 +95,7 @@ struct Resume {
     image: Bytes,
     hits: Arc<AtomicU32>,
     store: Arc<MemoryStore>,
+    delete_local: bool,
 }
 
 /// What one resume did.
@@ -115,11 +116,15 @@ impl Resume {
             image,
             hits,
             store: Arc::default(),
+            delete_local: false,
         }
     }
 
     fn settings(&self) -> Settings {
-        settings(self.dir.path())
+        Settings {
+            delete_local: self.delete_local,
+            ..settings(self.dir.path())
+        }
     }
 
     fn key(&self) -> String {
@@ -380,4 +385,36 @@ async fn a_failed_row_stays_failed_without_retry_failed() {
     );
     assert_eq!(rec.state.kind(), StateKind::Failed);
     assert_eq!(rec.failure(), Some(&failure));
+}
+
+#[tokio::test]
+async fn with_delete_local_no_file_is_written_and_nothing_is_lost() {
+    let mut r = Resume::new().await;
+    r.delete_local = true;
+    let (requests, rec) = r.run(JobState::Pending).await;
+    assert_eq!(
+        requests,
+        Requests {
+            gets: 1,
+            heads: 1,
+            puts: 1
+        }
+    );
+    assert_eq!(uploaded(&rec).key, r.key());
+    for sub in ["in", "out"] {
+        let dir = r.settings().work_dir.join(sub);
+        let files = std::fs::read_dir(&dir).map_or(0, |d| d.count());
+        assert_eq!(files, 0, "{} holds files", dir.display());
+    }
+    // A crash after `downloaded` was recorded: the bytes were only in memory,
+    // so the resume fetches them again, then uploads once.
+    let again = Resume::new().await;
+    let source = SourceFile {
+        path: again.settings().work_dir.join("in/never-written.jpg"),
+        hash: *blake3::hash(&again.image).as_bytes(),
+        format: ImageFormat::Jpeg,
+    };
+    let (requests, rec) = again.run(JobState::Downloaded { source }).await;
+    assert_eq!((requests.gets, requests.puts), (1, 1));
+    assert_eq!(uploaded(&rec).key, again.key());
 }
