@@ -29,7 +29,7 @@ use crate::job::{Classify, FailureClass, SourceFile};
 use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
 use crate::redact::Redacted;
 use crate::retry::{Transient, with_retry};
-use crate::settings::{Limits, RetryPolicy};
+use crate::settings::{Limits, RetryPolicy, Settings};
 
 /// Longest URL accepted, in bytes; longer rows fail with a clear reason.
 pub const MAX_URL_LEN: usize = 8192;
@@ -168,16 +168,21 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// The fetch stage for `settings`, keeping downloads in `dir`.
     pub fn new(
         dir: PathBuf,
-        keep_files: bool,
         budget: Budget,
-        policy: NetPolicy,
-        limits: Limits,
-        retry: RetryPolicy,
-        downloads: usize,
-        per_host_limit: usize,
+        settings: &Settings,
     ) -> Result<Fetcher, reqwest::Error> {
+        let policy = NetPolicy {
+            allow_private: settings.allow_private_networks,
+        };
+        let (limits, retry) = (settings.limits, settings.retry);
+        let (downloads, per_host_limit) = (
+            settings.concurrency.downloads,
+            settings.concurrency.per_host,
+        );
+        let keep_files = !settings.delete_local;
         let max_redirects = limits.max_redirects;
         let redirect_policy = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max_redirects {

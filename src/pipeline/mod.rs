@@ -52,7 +52,6 @@ use crate::job::{
     Classify, Failure, FailureClass, JobRecord, JobState, RetryFailed, Uploaded, now_ms,
 };
 use crate::journal::{Journal, Writer};
-use crate::netguard::NetPolicy;
 use crate::progress::Reporter;
 use crate::redact::RawUrl;
 use crate::settings::Settings;
@@ -192,23 +191,11 @@ impl<S: ObjectStore> Pipeline<S> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
-        let policy = NetPolicy {
-            allow_private: settings.allow_private_networks,
-        };
         let c = settings.concurrency;
         let budget = Budget::new(settings.memory_budget());
         let work_dir = std::path::absolute(&settings.work_dir)?;
         magick::set_memory(budget.total(), &work_dir).map_err(|e| anyhow::anyhow!(e))?;
-        let fetch = Fetcher::new(
-            std::path::absolute(&work_in)?,
-            !settings.delete_local,
-            budget.clone(),
-            policy,
-            settings.limits,
-            settings.retry,
-            c.downloads,
-            c.per_host,
-        )?;
+        let fetch = Fetcher::new(std::path::absolute(&work_in)?, budget.clone(), &settings)?;
         let control = Arc::new(Control::default());
         Ok(Pipeline {
             fetch,
