@@ -59,13 +59,13 @@ fn journal_exists(env: &Env) -> bool {
 }
 
 /// Kills batchimg with SIGKILL `rounds` times at random moments, resuming each time.
-async fn crash_and_resume(rounds: usize, rows: usize) {
+async fn crash_and_resume(rounds: usize, rows: usize, extra: &[&str]) {
     let delay = Duration::from_millis(100);
     // The reference: one uninterrupted run on its own servers.
     let clean = Env::new().await;
     let urls = populate(&clean, rows, delay);
     clean.input("in.csv", &urls);
-    let reference = clean.run(&RUN).await;
+    let reference = clean.run(&[&RUN[..], extra].concat()).await;
     assert_eq!(
         reference.code, 1,
         "some rows fail on purpose: {reference:?}"
@@ -81,7 +81,7 @@ async fn crash_and_resume(rounds: usize, rows: usize) {
         let mut args: Vec<&str> = if journal_exists(&env) {
             vec!["resume"]
         } else {
-            RUN.to_vec()
+            [&RUN[..], extra].concat()
         };
         args.extend(["--downloads", "4"]);
         let mut child = spawn(&env, &args).await;
@@ -148,7 +148,14 @@ async fn crash_and_resume(rounds: usize, rows: usize) {
 async fn crash_short_kill_9_and_resume_loses_and_repeats_nothing() {
     let rounds = std::env::var("BATCHIMG_CRASH_ROUNDS").map_or(6, |v| v.parse().unwrap());
     let rows = std::env::var("BATCHIMG_CRASH_ROWS").map_or(80, |v| v.parse().unwrap());
-    crash_and_resume(rounds, rows).await;
+    crash_and_resume(rounds, rows, &[]).await;
+}
+
+/// With --delete-local nothing is written to the work directory: a kill loses
+/// the bytes in memory, and resume must download them again, never upload twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_with_delete_local_loses_and_repeats_nothing() {
+    crash_and_resume(4, 60, &["--delete-local"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
