@@ -210,6 +210,16 @@ pub struct Limits {
     pub max_redirects: usize,
 }
 
+impl Limits {
+    /// Whether an image of this size (all frames' pixels together) is over
+    /// the decode limits: checked from the header, before any decoding.
+    pub fn exceeded_by(&self, width: usize, height: usize, pixels: u64) -> bool {
+        width as u64 > u64::from(self.max_width)
+            || height as u64 > u64::from(self.max_height)
+            || pixels > self.max_pixels
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

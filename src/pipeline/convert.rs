@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::fetch::{read_file, write_whole};
+use super::fetch::{read_file, read_source, write_whole};
 use super::lossless::{self, LosslessError};
 use super::magick::{self, Converted, MagickError};
 use super::memory::{Budget, Lease};
@@ -191,7 +191,7 @@ impl Converter {
         } = input;
         let mut body = match body {
             Some(body) => body,
-            None => match self.reload_source(source).await {
+            None => match read_source(source).await {
                 Some(body) => body,
                 None => return Ok(None),
             },
@@ -239,7 +239,7 @@ impl Converter {
                 // are read again from the file once there is room.
                 drop((body, source_lease));
                 let l = self.budget.lease(need).await;
-                body = match self.reload_source(source).await {
+                body = match read_source(source).await {
                     Some(body) => body,
                     None => return Ok(None),
                 };
@@ -304,12 +304,6 @@ impl Converter {
 
     fn permits_total(&self) -> u32 {
         self.pool.threads as u32
-    }
-
-    /// The source's bytes from its file, if it is there and unchanged.
-    async fn reload_source(&self, source: &SourceFile) -> Option<Bytes> {
-        let body = read_file(source.path.clone()).await?;
-        (*blake3::hash(&body).as_bytes() == source.hash).then_some(body)
     }
 
     /// An output in the work directory, with the budget its bytes take.

@@ -281,16 +281,6 @@ impl Fetcher {
         })
     }
 
-    /// The bytes of a recorded download, if the file is still there and unchanged.
-    pub async fn reload(&self, source: &SourceFile) -> Option<Bytes> {
-        let body = read_file(source.path.clone()).await?;
-        if *blake3::hash(&body).as_bytes() != source.hash {
-            tracing::debug!(path = %source.path.display(), "recorded download changed; fetching again");
-            return None;
-        }
-        Some(body)
-    }
-
     /// A download of `raw` that a run killed before recording it left in the
     /// work directory. Files appear under their final name only when whole.
     pub async fn left_behind(&self, raw: &str) -> Option<(SourceFile, Bytes)> {
@@ -414,6 +404,16 @@ pub async fn read_file(path: PathBuf) -> Option<Bytes> {
         Ok(Ok(body)) => Some(Bytes::from(body)),
         _ => None,
     }
+}
+
+/// The bytes of a recorded download, if the file is still there and unchanged.
+pub async fn read_source(source: &SourceFile) -> Option<Bytes> {
+    let body = read_file(source.path.clone()).await?;
+    if *blake3::hash(&body).as_bytes() != source.hash {
+        tracing::debug!(path = %source.path.display(), "recorded download changed; fetching again");
+        return None;
+    }
+    Some(body)
 }
 
 /// Checks a row's URL before anything is fetched.

@@ -151,10 +151,7 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
     };
     let (width, height) = (width.max(0) as usize, height.max(0) as usize);
     let pixels = width as u64 * height as u64;
-    if width as u64 > u64::from(limits.max_width)
-        || height as u64 > u64::from(limits.max_height)
-        || pixels > limits.max_pixels
-    {
+    if limits.exceeded_by(width, height, pixels) {
         return Err(LosslessError::TooLarge {
             width,
             height,
@@ -299,7 +296,6 @@ mod tests {
     //! `djpeg -grayscale`: the output's pixels must be the source's luma, byte
     //! for byte.
 
-    use std::path::Path;
     use std::process::Command;
 
     use super::*;
@@ -518,10 +514,5 @@ mod tests {
             panic!("the header is whole")
         };
         assert!(matches!(gray(cut, &header), Err(LosslessError::Corrupt(_))));
-    }
-
-    #[allow(dead_code)]
-    fn save(path: &Path, bytes: &[u8]) {
-        std::fs::write(path, bytes).unwrap();
     }
 }

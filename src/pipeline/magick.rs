@@ -342,10 +342,7 @@ pub fn ping(data: &[u8], limits: &Limits) -> Result<Pinged, MagickError> {
         };
         channels = channels.max(colour + usize::from(wand.get_image_alpha_channel()));
     }
-    if width as u64 > u64::from(limits.max_width)
-        || height as u64 > u64::from(limits.max_height)
-        || pixels > limits.max_pixels
-    {
+    if limits.exceeded_by(width, height, pixels) {
         return Err(MagickError::TooLarge {
             width,
             height,

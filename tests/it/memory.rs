@@ -55,11 +55,9 @@ async fn completes_within(limit_mib: u64, engine: &str) {
     let env = Env::new().await;
     let urls = serve_set(&env);
     env.input("in.csv", &urls);
-    let wrapper = cgroup.wrapper();
-    let words: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let mut args = RUN.to_vec();
     args.extend(["--jpeg-engine", engine]);
-    let run = env.run_with(env.command_via(&words), &args).await;
+    let run = env.run_with(cgroup.command(&env), &args).await;
     assert_eq!(
         cgroup.oom_kills(),
         0,
@@ -105,19 +103,17 @@ async fn a_budget_above_the_limit_is_survived_by_quarantining_the_crashing_rows(
     let env = Env::new().await;
     let urls = serve_set(&env);
     env.input("in.csv", &urls);
-    let wrapper = cgroup.wrapper();
-    let words: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     // A budget the container does not have: ImageMagick keeps 98 MP in memory.
     let mut args = RUN.to_vec();
     // ImageMagick's decode of a 98 MP JPEG needs 1.5 GB; the lossless engine
     // would need a fifth of it and not crash at all.
     args.extend(["--memory-budget", "8GiB", "--jpeg-engine", "imagemagick"]);
-    let first = env.run_with(env.command_via(&words), &args).await;
+    let first = env.run_with(cgroup.command(&env), &args).await;
     assert!(first.code == 137 || first.code == -1, "killed: {first:?}");
     let mut resumes = 0;
     let last = loop {
         resumes += 1;
-        let run = env.run_with(env.command_via(&words), &["resume"]).await;
+        let run = env.run_with(cgroup.command(&env), &["resume"]).await;
         if run.code != 137 && run.code != -1 {
             break run;
         }

@@ -53,16 +53,14 @@ impl MemoryCgroup {
         Some(MemoryCgroup { dir, v2 })
     }
 
-    /// A wrapper for [`super::Env::command_via`] that moves the process into
-    /// this cgroup, then execs the binary.
-    pub fn wrapper(&self) -> Vec<String> {
-        let procs = self.dir.join("cgroup.procs");
-        vec![
-            "sh".into(),
-            "-c".into(),
-            format!("echo $$ > {} && exec \"$@\"", procs.display()),
-            "sh".into(),
-        ]
+    /// `env`'s command for the binary, started inside this cgroup: a shell
+    /// moves itself in, then execs the binary.
+    pub fn command(&self, env: &super::Env) -> tokio::process::Command {
+        let script = format!(
+            "echo $$ > {} && exec \"$@\"",
+            self.dir.join("cgroup.procs").display()
+        );
+        env.command_via(&["sh", "-c", &script, "sh"])
     }
 
     /// The cgroup's peak memory use, page cache included, in bytes.
