@@ -165,6 +165,10 @@ pub struct Fetcher {
     slots: Semaphore,
     per_host_limit: usize,
     per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// `dir` held no file when this process started, so no earlier run left
+    /// a download in it: the search for one (a failing stat per image
+    /// format, six per row) is skipped.
+    nothing_left: bool,
 }
 
 impl Fetcher {
@@ -204,7 +208,9 @@ impl Fetcher {
             .timeout(limits.download_timeout)
             .pool_max_idle_per_host(per_host_limit)
             .build()?;
+        let nothing_left = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
         Ok(Fetcher {
+            nothing_left,
             client,
             dir,
             keep_files,
@@ -284,6 +290,9 @@ impl Fetcher {
     /// A download of `raw` that a run killed before recording it left in the
     /// work directory. Files appear under their final name only when whole.
     pub async fn left_behind(&self, raw: &str) -> Option<(SourceFile, Bytes)> {
+        if self.nothing_left {
+            return None;
+        }
         let stem = self.stem(raw);
         let (path, format) = ImageFormat::ALL
             .iter()
@@ -296,6 +305,9 @@ impl Fetcher {
 
     /// Where a download of `raw` left by an earlier run is, without reading it.
     pub fn left_behind_path(&self, raw: &str) -> Option<PathBuf> {
+        if self.nothing_left {
+            return None;
+        }
         let stem = self.stem(raw);
         ImageFormat::ALL
             .iter()

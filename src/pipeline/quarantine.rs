@@ -23,7 +23,7 @@
 //! The process after that, started without a crash, is back to full speed.
 
 use std::collections::BTreeMap;
-use std::io::{Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -45,7 +45,8 @@ pub fn clear(state_dir: &Path) {
 
 /// The file of conversions in progress, owned by the running process.
 pub struct Quarantine {
-    file: Mutex<Option<std::fs::File>>,
+    /// The file, and the length last written to it.
+    file: Mutex<Option<(std::fs::File, usize)>>,
     path: PathBuf,
     /// The previous process died converting: this one converts one image at
     /// a time, so that another death names its image for certain.
@@ -86,7 +87,8 @@ impl Quarantine {
                     path.display()
                 )
             })
-            .ok();
+            .ok()
+            .map(|f| (f, 0));
         Quarantine {
             file: Mutex::new(file),
             path,
@@ -123,12 +125,17 @@ impl Quarantine {
             text.push_str(&format!("{row} {}\n", u8::from(*alone)));
         }
         let mut file = self.file.lock().expect("quarantine file lock");
-        let Some(f) = file.as_mut() else { return };
-        let written = f
-            .rewind()
-            .and_then(|()| f.write_all(text.as_bytes()))
-            .and_then(|()| f.set_len(text.len() as u64));
-        if let Err(e) = written {
+        let Some((f, len)) = file.as_mut() else {
+            return;
+        };
+        // One write at offset 0, no truncation: a shorter list is padded with
+        // spaces over the end of the longer one, which the reader skips as
+        // blank lines. Two of these per conversion, so one syscall, not three.
+        if text.len() < *len {
+            text.push_str(&" ".repeat(*len - text.len()));
+        }
+        *len = text.len();
+        if let Err(e) = f.write_all_at(text.as_bytes(), 0) {
             tracing::warn!(
                 "cannot write {}: crash quarantine is off ({e})",
                 self.path.display()
