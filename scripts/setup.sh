@@ -8,3 +8,4 @@ command -v python3 >/dev/null || { echo "[setup] python3 is required (it serves 
 scripts/setup-imagemagick.sh
 scripts/setup-jpeg.sh
 scripts/setup-s3s.sh
+scripts/setup-moto.sh

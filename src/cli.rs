@@ -111,7 +111,87 @@ pub struct RunArgs {
     pub store: StoreArgs,
 
     #[command(flatten)]
+    pub object: ObjectArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// What the destination bucket demands of each object, named as `aws s3 cp`
+/// names it. Options that describe the object (all but the last two) are part
+/// of its key: a run with other options uploads new objects.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ObjectArgs {
+    /// Storage class of uploaded images, e.g. STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR.
+    #[arg(long, value_name = "CLASS", env = "BATCHIMG_STORAGE_CLASS")]
+    pub storage_class: Option<String>,
+
+    /// Server-side encryption of every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS).
+    #[arg(long, value_enum, value_name = "ALGORITHM", env = "BATCHIMG_SSE")]
+    pub sse: Option<crate::settings::Sse>,
+
+    /// The KMS key for --sse aws:kms (ID, ARN or alias); default: the account's S3 key.
+    #[arg(long, value_name = "KEY", env = "BATCHIMG_SSE_KMS_KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Use an S3 Bucket Key for SSE-KMS (fewer KMS requests).
+    #[arg(long, env = "BATCHIMG_BUCKET_KEY_ENABLED", value_parser = clap::builder::FalseyValueParser::new())]
+    pub bucket_key_enabled: bool,
+
+    /// Canned ACL of every object written, e.g. bucket-owner-full-control.
+    #[arg(long, value_name = "ACL", env = "BATCHIMG_ACL")]
+    pub acl: Option<String>,
+
+    /// Cache-Control of uploaded images, e.g. `max-age=31536000`.
+    #[arg(long, value_name = "VALUE", env = "BATCHIMG_CACHE_CONTROL")]
+    pub cache_control: Option<String>,
+
+    /// Content-Disposition of uploaded images, e.g. `inline`.
+    #[arg(long, value_name = "VALUE", env = "BATCHIMG_CONTENT_DISPOSITION")]
+    pub content_disposition: Option<String>,
+
+    /// User metadata of uploaded images, KEY=VALUE; repeat it or separate pairs with commas.
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        env = "BATCHIMG_METADATA",
+        value_delimiter = ','
+    )]
+    pub metadata: Vec<String>,
+
+    /// Tags of uploaded images as a query string, e.g. `project=x&team=data`.
+    #[arg(long, value_name = "TAGS", env = "BATCHIMG_TAGGING")]
+    pub tagging: Option<String>,
+
+    /// Fail every request unless the bucket belongs to this account ID.
+    #[arg(long, value_name = "ACCOUNT", env = "BATCHIMG_EXPECTED_BUCKET_OWNER")]
+    pub expected_bucket_owner: Option<String>,
+
+    /// `requester`: this account pays for requests to a Requester Pays bucket
+    /// (the destination, and any s3:// source).
+    #[arg(long, value_enum, value_name = "WHO", env = "BATCHIMG_REQUEST_PAYER")]
+    pub request_payer: Option<RequestPayer>,
+}
+
+/// Who pays for requests to a Requester Pays bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RequestPayer {
+    Requester,
+}
+
+/// Where `s3://` rows are read from, when not from the destination's endpoint.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SourceArgs {
+    /// S3-compatible endpoint for `s3://` rows [default: the destination's].
+    #[arg(long, value_name = "URL", env = "BATCHIMG_SOURCE_ENDPOINT_URL")]
+    pub source_endpoint_url: Option<String>,
+
+    /// Region of the `s3://` rows' buckets [default: the destination's].
+    #[arg(long, value_name = "REGION", env = "BATCHIMG_SOURCE_REGION")]
+    pub source_region: Option<String>,
 }
 
 #[derive(Debug, Args)]

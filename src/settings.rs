@@ -160,6 +160,88 @@ pub struct StoreSettings {
     pub endpoint: Option<String>,
     /// Role to assume through STS before calling S3.
     pub role_arn: Option<String>,
+    /// What the bucket demands of every object batchimg writes.
+    #[serde(default)]
+    pub object: ObjectOptions,
+    /// Where `s3://` rows are read from: another endpoint or region, if set.
+    #[serde(default)]
+    pub source: SourceSettings,
+}
+
+/// How `s3://` source rows are read. Unset fields take the destination's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SourceSettings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Send `x-amz-request-payer: requester` with every read of a source.
+    pub request_payer: bool,
+}
+
+/// Server-side encryption of uploaded objects (`--sse`), as `aws s3 cp` names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sse {
+    /// SSE-S3: keys managed by S3.
+    #[value(name = "AES256")]
+    Aes256,
+    /// SSE-KMS, with `--sse-kms-key-id` or the account's default key.
+    #[value(name = "aws:kms")]
+    Kms,
+}
+
+impl Sse {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Sse::Aes256 => "AES256",
+            Sse::Kms => "aws:kms",
+        }
+    }
+}
+
+/// Options of the objects batchimg uploads, named as `aws s3 cp` names them.
+/// All of them describe the object except the last two, which are about the
+/// requests: the describing ones are part of the object key (see `keys.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ObjectOptions {
+    pub storage_class: Option<String>,
+    pub sse: Option<Sse>,
+    pub sse_kms_key_id: Option<String>,
+    pub bucket_key_enabled: bool,
+    pub acl: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    /// User metadata (`x-amz-meta-*`), sorted by name.
+    pub metadata: Vec<(String, String)>,
+    /// Tags as a URL query string (`k1=v1&k2=v2`).
+    pub tagging: Option<String>,
+    pub expected_bucket_owner: Option<String>,
+    /// Send `x-amz-request-payer: requester` with every request to the bucket.
+    pub request_payer: bool,
+}
+
+impl ObjectOptions {
+    /// A canonical text of what describes the objects themselves, or `None`
+    /// when nothing is set (then keys are what they always were). Two runs
+    /// whose objects would differ in any stored property never share a key.
+    pub fn fingerprint(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut add = |name: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                parts.push(format!("{name}={v}"));
+            }
+        };
+        add("storage-class", self.storage_class.as_deref());
+        add("sse", self.sse.map(Sse::header_value));
+        add("sse-kms-key-id", self.sse_kms_key_id.as_deref());
+        add("bucket-key", self.bucket_key_enabled.then_some("true"));
+        add("acl", self.acl.as_deref());
+        add("cache-control", self.cache_control.as_deref());
+        add("content-disposition", self.content_disposition.as_deref());
+        add("tagging", self.tagging.as_deref());
+        for (k, v) in &self.metadata {
+            parts.push(format!("meta:{k}={v}"));
+        }
+        (!parts.is_empty()).then(|| parts.join("\n"))
+    }
 }
 
 /// Per-stage concurrency, after uv's `Concurrency`: the network stages get many
@@ -240,7 +322,22 @@ impl Settings {
     /// Resolves `batchimg run`'s flags and environment.
     pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
         let shard = Shard::resolve(args.shard.as_deref(), args.shard_count)?;
-        let store = resolve_store(&args.store).await?;
+        let mut store = resolve_store(&args.store).await?;
+        store.object = object_options(&args.object)?;
+        store.source = SourceSettings {
+            endpoint: args
+                .source
+                .source_endpoint_url
+                .as_deref()
+                .map(check_endpoint)
+                .transpose()?,
+            region: args
+                .source
+                .source_region
+                .clone()
+                .filter(|r| !r.trim().is_empty()),
+            request_payer: store.object.request_payer,
+        };
         let input = Location::parse(&args.input).context("--input")?;
         let output = Location::parse(&Shard::expand(shard, &args.output)).context("--output")?;
         let output_failed = args
@@ -433,19 +530,107 @@ async fn resolve_store(args: &StoreArgs) -> anyhow::Result<StoreSettings> {
         .endpoint_url
         .clone()
         .or_else(|| non_empty_env("AWS_ENDPOINT_URL_S3"))
-        .or_else(|| non_empty_env("AWS_ENDPOINT_URL"));
-    if let Some(e) = &endpoint {
-        let parsed = url::Url::parse(e).with_context(|| format!("endpoint {e:?} is not a URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            bail!("endpoint {e:?} must be http or https");
-        }
-    }
+        .or_else(|| non_empty_env("AWS_ENDPOINT_URL"))
+        .as_deref()
+        .map(check_endpoint)
+        .transpose()?;
     Ok(StoreSettings {
         bucket,
         region,
         prefix: args.prefix.trim().to_string(),
-        endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
+        endpoint,
         role_arn: args.role_arn.clone().filter(|a| !a.trim().is_empty()),
+        object: ObjectOptions::default(),
+        source: SourceSettings::default(),
+    })
+}
+
+/// An endpoint URL, checked, without a trailing slash.
+fn check_endpoint(e: &str) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(e).with_context(|| format!("endpoint {e:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("endpoint {e:?} must be http or https");
+    }
+    Ok(e.trim_end_matches('/').to_string())
+}
+
+/// The object options, checked the way S3 would check them, so a typo is one
+/// clear error before the run instead of a million failed uploads.
+fn object_options(args: &crate::cli::ObjectArgs) -> anyhow::Result<ObjectOptions> {
+    use aws_sdk_s3::types::{ObjectCannedAcl, StorageClass};
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    let storage_class = text(&args.storage_class);
+    if let Some(c) = &storage_class
+        && !StorageClass::values().contains(&c.as_str())
+    {
+        bail!(
+            "--storage-class {c:?} is not a storage class; one of: {}",
+            StorageClass::values().join(", ")
+        );
+    }
+    let acl = text(&args.acl);
+    if let Some(a) = &acl
+        && !ObjectCannedAcl::values().contains(&a.as_str())
+    {
+        bail!(
+            "--acl {a:?} is not a canned ACL; one of: {}",
+            ObjectCannedAcl::values().join(", ")
+        );
+    }
+    let sse_kms_key_id = text(&args.sse_kms_key_id);
+    if sse_kms_key_id.is_some() && args.sse != Some(Sse::Kms) {
+        bail!("--sse-kms-key-id needs --sse aws:kms");
+    }
+    if args.bucket_key_enabled && args.sse != Some(Sse::Kms) {
+        bail!("--bucket-key-enabled needs --sse aws:kms");
+    }
+    let mut metadata = Vec::new();
+    for pair in args.metadata.iter().filter(|p| !p.trim().is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--metadata {pair:?}: expected KEY=VALUE");
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let valid = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            bail!("--metadata {pair:?}: a key is letters, digits, '-', '_' and '.'");
+        }
+        if metadata
+            .iter()
+            .any(|(seen, _): &(String, String)| *seen == k)
+        {
+            bail!("--metadata: {k:?} is given twice");
+        }
+        metadata.push((k, v.trim().to_string()));
+    }
+    metadata.sort();
+    let tagging = text(&args.tagging);
+    if let Some(t) = &tagging {
+        let tags: Vec<(String, String)> = url::form_urlencoded::parse(t.as_bytes())
+            .into_owned()
+            .collect();
+        if tags.is_empty() || tags.iter().any(|(k, _)| k.is_empty()) || tags.len() > 10 {
+            bail!("--tagging {t:?}: expected up to 10 KEY=VALUE pairs joined by '&'");
+        }
+    }
+    Ok(ObjectOptions {
+        storage_class,
+        sse: args.sse,
+        sse_kms_key_id,
+        bucket_key_enabled: args.bucket_key_enabled,
+        acl,
+        cache_control: text(&args.cache_control),
+        content_disposition: text(&args.content_disposition),
+        metadata,
+        tagging,
+        expected_bucket_owner: text(&args.expected_bucket_owner),
+        request_payer: args.request_payer.is_some(),
     })
 }
 

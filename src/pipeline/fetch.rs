@@ -27,9 +27,9 @@ use super::memory::{Budget, Lease};
 use crate::format::ImageFormat;
 use crate::job::{Classify, FailureClass, SourceFile};
 use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
-use crate::redact::Redacted;
 use crate::retry::{Transient, with_retry};
 use crate::settings::{Limits, RetryPolicy, Settings};
+use crate::store::s3::S3Store;
 
 /// Longest URL accepted, in bytes; longer rows fail with a clear reason.
 pub const MAX_URL_LEN: usize = 8192;
@@ -82,6 +82,9 @@ pub enum FetchError {
     Body(#[source] reqwest::Error),
     #[error("request failed")]
     Request(#[source] reqwest::Error),
+    /// An `s3://` read failed without an HTTP status (connection, timeout).
+    #[error("{0}")]
+    Store(String, Option<u16>),
     #[error("cannot write {path}")]
     Io {
         path: PathBuf,
@@ -103,7 +106,22 @@ impl Classify for FetchError {
             | FetchError::Timeout(_)
             | FetchError::Connect(_)
             | FetchError::Body(_)
-            | FetchError::Request(_) => FailureClass::Network,
+            | FetchError::Request(_)
+            | FetchError::Store(..) => FailureClass::Network,
+        }
+    }
+}
+
+/// An S3 read's error: a status is a status, as for HTTP (404 for a
+/// missing key, 403 for a bucket the credentials cannot read, 503 to retry).
+impl From<crate::store::StoreError> for FetchError {
+    fn from(e: crate::store::StoreError) -> FetchError {
+        match e.status {
+            Some(status) => FetchError::Status {
+                status,
+                retry_after: e.retry_after,
+            },
+            None => FetchError::Store(crate::error::chain(&e), None),
         }
     }
 }
@@ -137,7 +155,7 @@ impl Transient for FetchError {
                 matches!(*status, 408 | 425 | 429) || (500..600).contains(status)
             }
             FetchError::Timeout(_) | FetchError::Connect(_) | FetchError::Body(_) => true,
-            FetchError::Request(_) => true,
+            FetchError::Request(_) | FetchError::Store(..) => true,
             _ => false,
         }
     }
@@ -169,6 +187,22 @@ pub struct Fetcher {
     /// a download in it: the search for one (a failing stat per image
     /// format, six per row) is skipped.
     nothing_left: bool,
+    /// The bucket settings `s3://` rows are read with, and the client for
+    /// them, made at the first such row.
+    store: crate::settings::StoreSettings,
+    source: tokio::sync::OnceCell<S3Store>,
+}
+
+/// Where a row's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Http(Url),
+    /// An object read through the SDK, from the configured source endpoint
+    /// only: nothing in the row names an address to connect to.
+    S3 {
+        bucket: String,
+        key: String,
+    },
 }
 
 impl Fetcher {
@@ -210,6 +244,8 @@ impl Fetcher {
             .build()?;
         let nothing_left = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
         Ok(Fetcher {
+            store: settings.store.clone(),
+            source: tokio::sync::OnceCell::new(),
             nothing_left,
             client,
             dir,
@@ -228,7 +264,7 @@ impl Fetcher {
     /// earlier run left in the work directory, or a new one.
     pub async fn fetch(&self, raw: &str) -> Result<Fetched, FetchFailure> {
         let fail = |error, attempts| FetchFailure { error, attempts };
-        let url = parse_url(raw).map_err(|e| fail(e, 0))?;
+        let origin = parse_url(raw).map_err(|e| fail(e, 0))?;
         if let Some((source, body)) = self.left_behind(raw).await {
             tracing::debug!(path = %source.path.display(), "reusing a download an earlier run left");
             let lease = self.budget.lease(body.len() as u64).await;
@@ -240,8 +276,10 @@ impl Fetcher {
                 elapsed: Duration::ZERO,
             });
         }
-        check_target(&url, self.policy).map_err(|why| fail(FetchError::Blocked(why), 0))?;
-        let host = self.host_slot(&url);
+        if let Origin::Http(url) = &origin {
+            check_target(url, self.policy).map_err(|why| fail(FetchError::Blocked(why), 0))?;
+        }
+        let host = self.host_slot(&origin);
         // Microseconds spent in requests, the waits for a slot and between retries excluded.
         let busy = std::sync::atomic::AtomicU64::new(0);
         let (result, attempts) = with_retry(&self.retry, "download", || async {
@@ -250,7 +288,10 @@ impl Fetcher {
             let _host = host.acquire().await.expect("semaphore never closed");
             let _slot = self.slots.acquire().await.expect("semaphore never closed");
             let started = Instant::now();
-            let result = self.attempt(&url).await;
+            let result = match &origin {
+                Origin::Http(url) => self.attempt(url).await,
+                Origin::S3 { bucket, key } => self.attempt_s3(bucket, key).await,
+            };
             let spent = started.elapsed().as_micros() as u64;
             busy.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
             result
@@ -273,7 +314,7 @@ impl Fetcher {
                     fail(FetchError::Io { path, source }, attempts)
                 })?;
         }
-        tracing::debug!(url = %Redacted(&url), bytes = body.bytes.len(), format = %body.format, path = %path.display(), "downloaded");
+        tracing::debug!(url = %crate::redact::RawUrl(raw), bytes = body.bytes.len(), format = %body.format, path = %path.display(), "downloaded");
         Ok(Fetched {
             source: SourceFile {
                 path,
@@ -319,12 +360,15 @@ impl Fetcher {
         self.dir.join(super::keys::download_stem(raw))
     }
 
-    fn host_slot(&self, url: &Url) -> Arc<Semaphore> {
-        let key = format!(
-            "{}:{}",
-            url.host_str().unwrap_or(""),
-            url.port_or_known_default().unwrap_or(0)
-        );
+    fn host_slot(&self, origin: &Origin) -> Arc<Semaphore> {
+        let key = match origin {
+            Origin::Http(url) => format!(
+                "{}:{}",
+                url.host_str().unwrap_or(""),
+                url.port_or_known_default().unwrap_or(0)
+            ),
+            Origin::S3 { bucket, .. } => format!("s3://{bucket}"),
+        };
         let mut map = self.per_host.lock().expect("per-host lock");
         Arc::clone(
             map.entry(key)
@@ -369,43 +413,95 @@ impl Fetcher {
             .unwrap_or("none")
             .to_string();
 
+        let mut body = self
+            .collector(response.content_length(), content_type)
+            .await;
+        while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+            body.push(&chunk, &self.budget)?;
+        }
+        body.finish()
+    }
+
+    /// One GET of `s3://bucket/key` through the SDK, under the same size
+    /// limit, sniffing and memory budget as an HTTP download.
+    async fn attempt_s3(&self, bucket: &str, key: &str) -> Result<Body, FetchError> {
+        let store = self
+            .source
+            .get_or_init(|| S3Store::connect_source(&self.store, self.retry))
+            .await;
+        let (length, mut stream) = store.open(bucket, key).await.map_err(FetchError::from)?;
+        let limit = self.limits.max_download_bytes;
+        if length.is_some_and(|n| n > limit) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let mut body = self.collector(length, "none".into()).await;
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| FetchError::Store(format!("reading the object broke off: {e}"), None))?
+        {
+            body.push(&chunk, &self.budget)?;
+        }
+        body.finish()
+    }
+
+    /// A body of `length` bytes (if announced) about to arrive.
+    async fn collector(&self, length: Option<u64>, content_type: String) -> Collector {
+        let limit = self.limits.max_download_bytes;
         // The body is leased from the memory budget as announced; without a
         // Content-Length it is leased as it grows, and over-committed rather
         // than stalled when the budget is full, so that partial bodies can
         // never wait on each other.
-        let mut lease = self
-            .budget
-            .lease(response.content_length().unwrap_or(GROW_BY))
-            .await;
-        let mut body: Vec<u8> =
-            Vec::with_capacity(response.content_length().unwrap_or(64 * 1024).min(limit) as usize);
-        let mut hasher = blake3::Hasher::new();
-        let mut format = None;
-        while let Some(chunk) = response.chunk().await.map_err(request_error)? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(FetchError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-            hasher.update(&chunk);
-            if body.len() as u64 > lease.bytes()
-                && let Some(more) = self.budget.try_lease(GROW_BY)
-            {
-                lease.absorb(more);
-            }
-            // Stop at the first bytes when they are not an image.
-            if format.is_none() && body.len() >= ImageFormat::SNIFF_LEN {
-                format = Some(sniff(&body, &content_type)?);
-            }
+        Collector {
+            lease: self.budget.lease(length.unwrap_or(GROW_BY)).await,
+            body: Vec::with_capacity(length.unwrap_or(64 * 1024).min(limit) as usize),
+            hasher: blake3::Hasher::new(),
+            format: None,
+            limit,
+            content_type,
         }
-        let format = match format {
+    }
+}
+
+/// A body as it streams in: bounded, hashed, leased and sniffed on the way.
+struct Collector {
+    lease: Lease,
+    body: Vec<u8>,
+    hasher: blake3::Hasher,
+    format: Option<ImageFormat>,
+    limit: u64,
+    content_type: String,
+}
+
+impl Collector {
+    fn push(&mut self, chunk: &[u8], budget: &Budget) -> Result<(), FetchError> {
+        if self.body.len() as u64 + chunk.len() as u64 > self.limit {
+            return Err(FetchError::TooLarge { limit: self.limit });
+        }
+        self.body.extend_from_slice(chunk);
+        self.hasher.update(chunk);
+        if self.body.len() as u64 > self.lease.bytes()
+            && let Some(more) = budget.try_lease(GROW_BY)
+        {
+            self.lease.absorb(more);
+        }
+        // Stop at the first bytes when they are not an image.
+        if self.format.is_none() && self.body.len() >= ImageFormat::SNIFF_LEN {
+            self.format = Some(sniff(&self.body, &self.content_type)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Body, FetchError> {
+        let format = match self.format {
             Some(f) => f,
-            None => sniff(&body, &content_type)?,
+            None => sniff(&self.body, &self.content_type)?,
         };
         Ok(Body {
-            bytes: Bytes::from(body),
+            bytes: Bytes::from(self.body),
             format,
-            hash: *hasher.finalize().as_bytes(),
-            lease,
+            hash: *self.hasher.finalize().as_bytes(),
+            lease: self.lease,
         })
     }
 }
@@ -428,8 +524,8 @@ pub async fn read_source(source: &SourceFile) -> Option<Bytes> {
     Some(body)
 }
 
-/// Checks a row's URL before anything is fetched.
-pub fn parse_url(raw: &str) -> Result<Url, FetchError> {
+/// Checks a row's URL before anything is fetched: http(s), or `s3://bucket/key`.
+pub fn parse_url(raw: &str) -> Result<Origin, FetchError> {
     let invalid = |why: String| FetchError::InvalidUrl(why);
     if raw.is_empty() {
         return Err(invalid("empty URL".into()));
@@ -443,14 +539,33 @@ pub fn parse_url(raw: &str) -> Result<Url, FetchError> {
     if raw.chars().any(char::is_control) {
         return Err(invalid("URL contains control characters".into()));
     }
+    // An S3 key is taken as written, as the AWS CLI takes it: no percent
+    // decoding, any character a key may hold.
+    if let Some(rest) = raw.strip_prefix("s3://") {
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !bucket_ok {
+            return Err(invalid(format!("{bucket:?} is not a bucket name")));
+        }
+        if key.is_empty() {
+            return Err(invalid("an s3:// URL needs a key after the bucket".into()));
+        }
+        return Ok(Origin::S3 {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        });
+    }
     let url = Url::parse(raw).map_err(|e| invalid(format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!(
-            "scheme {:?} is not allowed (only http and https)",
+            "scheme {:?} is not allowed (only http, https and s3)",
             url.scheme()
         )));
     }
-    Ok(url)
+    Ok(Origin::Http(url))
 }
 
 /// Writes `<path>.part`, then renames it to `path`, so `path` is always whole.

@@ -144,6 +144,8 @@ pub struct Pipeline<S> {
     budget: Budget,
     identical: Arc<identical::Table>,
     index: UrlIndex,
+    /// The fingerprint of the object options that are part of every key.
+    key_options: Option<String>,
     writer: Writer,
     reporter: Arc<dyn Reporter>,
     control: Arc<Control>,
@@ -215,7 +217,9 @@ impl<S: ObjectStore> Pipeline<S> {
                 settings.url_markers,
                 &settings.store.prefix,
                 settings.jpeg_engine,
+                settings.store.object.fingerprint(),
             ),
+            key_options: settings.store.object.fingerprint(),
             writer,
             reporter,
             control,
@@ -464,6 +468,7 @@ impl<S: ObjectStore> Pipeline<S> {
                     &source.hash,
                     source.format,
                     self.settings.jpeg_engine,
+                    self.key_options.as_deref(),
                 );
                 let input = Some(source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&key, carry).await {

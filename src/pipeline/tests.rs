@@ -63,6 +63,8 @@ fn settings(dir: &Path) -> Settings {
             prefix: "gray/".into(),
             endpoint: None,
             role_arn: None,
+            object: Default::default(),
+            source: Default::default(),
         },
         work_dir: dir.join("work"),
         delete_local: false,
@@ -133,6 +135,7 @@ impl Resume {
             blake3::hash(&self.image).as_bytes(),
             ImageFormat::Jpeg,
             crate::settings::JpegEngine::Lossless,
+            None,
         )
     }
 

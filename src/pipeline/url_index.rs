@@ -93,6 +93,9 @@ pub struct UrlIndex {
     /// Entries are per JPEG engine: a URL's object under one engine is not
     /// its object under the other (see [`UrlIndex::id_url`]).
     engine: JpegEngine,
+    /// The fingerprint of the object options, when set: entries are per
+    /// options too, as keys are.
+    options: Option<String>,
     snapshot: tokio::sync::OnceCell<Snapshot>,
     /// Objects listed at start, when the snapshot had entries to check.
     listing: tokio::sync::OnceCell<Existing>,
@@ -103,11 +106,17 @@ pub struct UrlIndex {
 }
 
 impl UrlIndex {
-    pub fn new(enabled: bool, prefix: &str, engine: JpegEngine) -> UrlIndex {
+    pub fn new(
+        enabled: bool,
+        prefix: &str,
+        engine: JpegEngine,
+        options: Option<String>,
+    ) -> UrlIndex {
         UrlIndex {
             enabled,
             prefix: prefix.to_string(),
             engine,
+            options,
             snapshot: tokio::sync::OnceCell::new(),
             listing: tokio::sync::OnceCell::new(),
             additions: Additions::default(),
@@ -119,10 +128,16 @@ impl UrlIndex {
     /// URL itself, as every index written before the lossless engine did;
     /// the lossless engine prefixes it (a NUL, which no accepted URL holds),
     /// so switching engines never takes the other engine's object for a URL.
+    /// Object options add their fingerprint the same way.
     fn id_url<'a>(&self, url: &'a str) -> std::borrow::Cow<'a, str> {
-        match self.engine {
-            JpegEngine::ImageMagick => url.into(),
-            JpegEngine::Lossless => format!("lossless\0{url}").into(),
+        let engine = match self.engine {
+            JpegEngine::ImageMagick => "",
+            JpegEngine::Lossless => "lossless\0",
+        };
+        match &self.options {
+            None if engine.is_empty() => url.into(),
+            None => format!("{engine}{url}").into(),
+            Some(options) => format!("{engine}options\0{options}\0{url}").into(),
         }
     }
 
@@ -475,7 +490,13 @@ mod tests {
     }
 
     fn key(i: u8) -> String {
-        object_key("p/", &[i; 32], ImageFormat::Jpeg, JpegEngine::ImageMagick)
+        object_key(
+            "p/",
+            &[i; 32],
+            ImageFormat::Jpeg,
+            JpegEngine::ImageMagick,
+            None,
+        )
     }
 
     #[tokio::test]
@@ -586,6 +607,7 @@ mod tests {
                     blake3::hash(&i.to_le_bytes()).as_bytes(),
                     ImageFormat::Png,
                     JpegEngine::ImageMagick,
+                    None,
                 )
             })
             .collect();

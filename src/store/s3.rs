@@ -24,7 +24,9 @@ use bytes::Bytes;
 
 use super::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 use crate::retry::with_retry;
-use crate::settings::{RetryPolicy, StoreSettings};
+use crate::settings::{ObjectOptions, RetryPolicy, StoreSettings};
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+use aws_sdk_s3::types::{ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass};
 
 /// An S3 bucket with batchimg's retry policy around every call.
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and \
@@ -39,6 +41,8 @@ pub struct S3Store {
     bucket: String,
     url_base: String,
     retry: RetryPolicy,
+    /// What the bucket demands of the objects and requests.
+    options: ObjectOptions,
 }
 
 impl S3Store {
@@ -86,7 +90,87 @@ impl S3Store {
             bucket: settings.bucket.clone(),
             url_base: url_base(settings),
             retry,
+            options: settings.object.clone(),
         }
+    }
+
+    /// The store `s3://` source rows are read from: the destination's
+    /// credentials, with the source endpoint and region where they are set.
+    /// Only the object options about requests apply to it.
+    pub async fn connect_source(settings: &StoreSettings, retry: RetryPolicy) -> S3Store {
+        let mut source = settings.clone();
+        if let Some(e) = &settings.source.endpoint {
+            source.endpoint = Some(e.clone());
+        }
+        if let Some(r) = &settings.source.region {
+            source.region = r.clone();
+        }
+        source.object = ObjectOptions {
+            request_payer: settings.source.request_payer,
+            ..ObjectOptions::default()
+        };
+        S3Store::connect(&source, retry).await
+    }
+
+    /// Opens `s3://bucket/key` for reading: its length if announced, and its body.
+    pub async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(Option<u64>, ByteStream), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_request_payer(self.request_payer())
+            .send()
+            .await
+            .map_err(|e| classify("GET", key, e))?;
+        let length = out.content_length().and_then(|n| u64::try_from(n).ok());
+        Ok((length, out.body))
+    }
+
+    /// `--expected-bucket-owner` is about the destination bucket, not about
+    /// the buckets of `s3://` CSVs.
+    fn owner_of(&self, bucket: &str) -> Option<String> {
+        (bucket == self.bucket)
+            .then(|| self.options.expected_bucket_owner.clone())
+            .flatten()
+    }
+
+    fn request_payer(&self) -> Option<RequestPayer> {
+        self.options
+            .request_payer
+            .then_some(RequestPayer::Requester)
+    }
+
+    /// A PUT with what the bucket demands of every object (encryption, ACL,
+    /// owner, payer), and for images (`image`) also what describes them.
+    fn put_request(&self, bucket: &str, key: &str, image: bool) -> PutObjectFluentBuilder {
+        let o = &self.options;
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .set_server_side_encryption(o.sse.map(|s| ServerSideEncryption::from(s.header_value())))
+            .set_ssekms_key_id(o.sse_kms_key_id.clone())
+            .set_bucket_key_enabled(o.bucket_key_enabled.then_some(true))
+            .set_acl(o.acl.as_deref().map(ObjectCannedAcl::from))
+            .set_expected_bucket_owner(self.owner_of(bucket))
+            .set_request_payer(self.request_payer());
+        if image {
+            put = put
+                .set_storage_class(o.storage_class.as_deref().map(StorageClass::from))
+                .set_cache_control(o.cache_control.clone())
+                .set_content_disposition(o.content_disposition.clone())
+                .set_tagging(o.tagging.clone());
+            for (k, v) in &o.metadata {
+                put = put.metadata(k, v);
+            }
+        }
+        put
     }
 
     /// Resolves the credentials once, before any request, so that none at all,
@@ -118,6 +202,7 @@ impl S3Store {
             self.client
                 .head_bucket()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.options.expected_bucket_owner.clone())
                 .send()
                 .await
                 .map(drop)
@@ -135,10 +220,7 @@ impl S3Store {
 
     /// Reads an object of another bucket (`--input s3://…`).
     pub async fn get_from(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let (result, _) = with_retry(&self.retry, "download", || {
-            get_once(&self.client, bucket, key)
-        })
-        .await;
+        let (result, _) = with_retry(&self.retry, "download", || get_once(self, bucket, key)).await;
         result
     }
 
@@ -151,10 +233,7 @@ impl S3Store {
         content_type: &str,
     ) -> Result<(), StoreError> {
         let (result, _) = with_retry(&self.retry, "upload", || async {
-            self.client
-                .put_object()
-                .bucket(bucket)
-                .key(key)
+            self.put_request(bucket, key, false)
                 .content_type(content_type)
                 .body(ByteStream::from(body.clone()))
                 .send()
@@ -175,6 +254,8 @@ impl ObjectStore for S3Store {
                 .head_object()
                 .bucket(&self.bucket)
                 .key(key)
+                .set_expected_bucket_owner(self.options.expected_bucket_owner.clone())
+                .set_request_payer(self.request_payer())
                 .send()
                 .await
             {
@@ -199,10 +280,7 @@ impl ObjectStore for S3Store {
     ) -> Result<PutOutcome, StoreError> {
         let (result, _) = with_retry(&self.retry, "PUT", || async {
             let sent = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
+                .put_request(&self.bucket, key, true)
                 .content_type(content_type)
                 .if_none_match("*")
                 .body(ByteStream::from(body.clone()))
@@ -243,6 +321,8 @@ impl ObjectStore for S3Store {
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.options.expected_bucket_owner.clone())
+                .set_request_payer(self.request_payer())
                 .prefix(prefix)
                 .set_start_after(start_after.map(String::from))
                 .max_keys(max)
@@ -273,8 +353,15 @@ impl ObjectStore for S3Store {
     }
 }
 
-async fn get_once(client: &Client, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
-    let response = match client.get_object().bucket(bucket).key(key).send().await {
+async fn get_once(store: &S3Store, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
+    let request = store
+        .client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_expected_bucket_owner(store.owner_of(bucket))
+        .set_request_payer(store.request_payer());
+    let response = match request.send().await {
         Ok(r) => r,
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
         Err(e) => return Err(classify("GET", key, e)),
@@ -379,6 +466,8 @@ mod tests {
             prefix: String::new(),
             endpoint: endpoint.map(String::from),
             role_arn: None,
+            object: Default::default(),
+            source: Default::default(),
         }
     }
 

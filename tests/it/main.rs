@@ -3,6 +3,7 @@
 
 mod support;
 
+mod destinations;
 mod engine;
 mod foundation;
 mod journal;

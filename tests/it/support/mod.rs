@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod images;
+pub mod moto;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,226 @@
+//! Where real accounts keep images and what their buckets demand: private
+//! `s3://` sources, and object options (storage class, encryption, ACL,
+//! headers, metadata, tags) read back from a server that keeps them (moto).
+
+use crate::support::moto::MotoServer;
+use crate::support::{Env, RUN, Reply, images};
+
+const OPTIONS: [&str; 21] = [
+    "--storage-class",
+    "STANDARD_IA",
+    "--sse",
+    "aws:kms",
+    "--sse-kms-key-id",
+    "alias/batchimg-test",
+    "--bucket-key-enabled",
+    "--acl",
+    "bucket-owner-full-control",
+    "--cache-control",
+    "max-age=31536000",
+    "--content-disposition",
+    "inline",
+    "--metadata",
+    "team=data,origin=batchimg",
+    "--tagging",
+    "project=photos&stage=gray",
+    "--request-payer",
+    "requester",
+    "--expected-bucket-owner",
+    "123456789012",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_object_option_is_stored_and_other_options_make_other_objects() {
+    let env = Env::new().await;
+    let moto = MotoServer::start().await;
+    let urls: Vec<String> = (0..3)
+        .map(|i| {
+            env.http.route(
+                &format!("/{i}.jpg"),
+                Reply::jpeg(images::jpeg(64 + i, 48, i as u64)),
+            )
+        })
+        .collect();
+    env.input("in.csv", &urls);
+    let run = |extra: Vec<&'static str>| {
+        let mut cmd = env.command();
+        moto.configure(&mut cmd);
+        let mut args = RUN.to_vec();
+        args.extend(extra);
+        let env = &env;
+        async move { env.run_with(cmd, &args).await }
+    };
+
+    let out = run(OPTIONS.to_vec()).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let keys = moto.image_keys().await;
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let client = moto.client().await;
+    for key in &keys {
+        let head = client
+            .head_object()
+            .bucket(&moto.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.storage_class().map(|c| c.as_str()),
+            Some("STANDARD_IA")
+        );
+        assert_eq!(
+            head.server_side_encryption().map(|s| s.as_str()),
+            Some("aws:kms")
+        );
+        assert!(
+            head.ssekms_key_id()
+                .is_some_and(|k| k.contains("alias/batchimg-test")),
+            "{:?}",
+            head.ssekms_key_id()
+        );
+        assert_eq!(head.bucket_key_enabled(), Some(true));
+        assert_eq!(head.cache_control(), Some("max-age=31536000"));
+        assert_eq!(head.content_disposition(), Some("inline"));
+        let meta = head.metadata().unwrap();
+        assert_eq!(meta.get("team").map(String::as_str), Some("data"));
+        assert_eq!(meta.get("origin").map(String::as_str), Some("batchimg"));
+        let tags = client
+            .get_object_tagging()
+            .bucket(&moto.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let mut tags: Vec<(String, String)> = tags
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        tags.sort();
+        assert_eq!(
+            tags,
+            [
+                ("project".to_string(), "photos".to_string()),
+                ("stage".to_string(), "gray".to_string())
+            ]
+        );
+        let acl = client
+            .get_object_acl()
+            .bucket(&moto.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            acl.grants()
+                .iter()
+                .any(|g| g.permission().map(|p| p.as_str()) == Some("FULL_CONTROL")),
+            "{acl:?}"
+        );
+    }
+
+    // The same options again: nothing new in the bucket, no download.
+    let hits = env.http.total_hits();
+    let out = run([&["--fresh"][..], &OPTIONS[..]].concat()).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(moto.image_keys().await, keys);
+    assert_eq!(
+        env.http.total_hits(),
+        hits,
+        "the URL index saves every download"
+    );
+
+    // Another storage class: other objects, stored with it; the old ones stay.
+    let out = run(vec!["--fresh", "--storage-class", "GLACIER_IR"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let all = moto.image_keys().await;
+    assert_eq!(all.len(), 6, "{all:?}");
+    let new: Vec<&String> = all.iter().filter(|k| !keys.contains(k)).collect();
+    for key in new {
+        let head = client
+            .head_object()
+            .bucket(&moto.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.storage_class().map(|c| c.as_str()), Some("GLACIER_IR"));
+        assert_eq!(head.server_side_encryption().map(|s| s.as_str()), None);
+    }
+
+    // A value S3 would refuse is one clear error before any work.
+    for (flag, value, want) in [
+        ("--storage-class", "FAST", "not a storage class"),
+        ("--acl", "everyone", "not a canned ACL"),
+        ("--metadata", "novalue", "expected KEY=VALUE"),
+        ("--sse-kms-key-id", "k", "needs --sse aws:kms"),
+    ] {
+        let out = run(vec!["--fresh", flag, value]).await;
+        assert_eq!(out.code, 2, "{flag} {value}: {out:?}");
+        assert!(out.stderr.contains(want), "{flag} {value}: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+    moto.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_s3_sources_are_read_through_the_sdk_and_never_downloaded_twice() {
+    let env = Env::new().await;
+    // A second bucket on the same server, readable only with credentials:
+    // s3s-fs checks every request's signature.
+    let src = env.s3.root.path().join("photos-src");
+    std::fs::create_dir_all(src.join("2026/11")).unwrap();
+    let jpeg = images::jpeg(80, 60, 7);
+    std::fs::write(src.join("2026/11/one photo.jpg"), &jpeg).unwrap();
+    std::fs::write(src.join("two.png"), images::png_with_alpha(40, 30, 3)).unwrap();
+    std::fs::write(src.join("notes.txt"), b"not an image at all, only words").unwrap();
+    let http = env
+        .http
+        .route("/web.jpg", Reply::jpeg(images::jpeg(50, 40, 9)));
+    let rows = [
+        "s3://photos-src/2026/11/one photo.jpg".to_string(),
+        "s3://photos-src/two.png".to_string(),
+        "s3://photos-src/missing.jpg".to_string(),
+        "s3://photos-src/notes.txt".to_string(),
+        "s3://Not_A_Bucket/x.jpg".to_string(),
+        http,
+    ];
+    env.input("in.csv", &rows);
+    let out = env.run(&RUN).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let done = env.csv("out.csv");
+    let succeeded: Vec<&str> = done[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(succeeded, [&rows[0], &rows[1], &rows[5]]);
+    for r in &done[1..] {
+        let object = env.s3.object(&env.key_of_s3url(&r[3])).unwrap();
+        assert!(images::inspect(&object).gray_pixels, "{}", r[0]);
+    }
+    let failed: Vec<String> = env
+        .csv("failed.csv")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(failed, ["url", &rows[2], &rows[3], &rows[4]]);
+    assert!(out.stderr.contains("HTTP 404"), "{out:?}");
+    assert!(out.stderr.contains("not an image"), "{out:?}");
+    assert!(out.stderr.contains("not a bucket name"), "{out:?}");
+
+    // Without the journal, the URL index still knows the S3 rows.
+    let gets = || {
+        env.s3
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "GET" && (r.key == "2026/11/one photo.jpg" || r.key == "two.png")
+            })
+            .count()
+    };
+    let before = gets();
+    assert_eq!(before, 2);
+    std::fs::remove_dir_all(env.path(".batchimg")).unwrap();
+    let out = env.run(&RUN).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(gets(), before, "an S3 source was downloaded twice");
+    let s3urls = |rows: &[Vec<String>]| rows.iter().map(|r| r[3].clone()).collect::<Vec<_>>();
+    assert_eq!(s3urls(&env.csv("out.csv")), s3urls(&done));
+}
