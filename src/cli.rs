@@ -84,6 +84,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub fresh: bool,
 
+    /// Take the URL from this column of a wider CSV (default: the input must
+    /// have exactly one column, `url`).
+    #[arg(long, value_name = "NAME", env = "BATCHIMG_URL_COLUMN")]
+    pub url_column: Option<String>,
+
+    /// Copy the input's other columns, in order, after the output CSV's own
+    /// and into the failed CSV (which stays an input for the same flags).
+    #[arg(long, requires = "url_column", env = "BATCHIMG_KEEP_COLUMNS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub keep_columns: bool,
+
+    /// Field delimiter of the input and output CSVs: one character, or `tab` [default: ,].
+    #[arg(long, value_name = "CHAR", env = "BATCHIMG_DELIMITER")]
+    pub delimiter: Option<String>,
+
     /// Process only shard K of N (K from 0): a deterministic share of the URLs.
     /// `{shard}` in --output, --output-failed and --state-dir becomes K.
     #[arg(

@@ -36,9 +36,11 @@ const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
 const FAILED: TableDefinition<u64, ()> = TableDefinition::new("failed");
 /// Rows converting when a process died (see `pipeline::quarantine`).
 const SUSPECTS: TableDefinition<u64, ()> = TableDefinition::new("suspects");
+/// The input's other columns of each row, with `--keep-columns`.
+const COLUMNS: TableDefinition<u64, &[u8]> = TableDefinition::new("columns");
 
 /// Bumped whenever a stored struct changes shape. 2: states carry their data.
-const FORMAT_VERSION: u8 = 2;
+const FORMAT_VERSION: u8 = 3;
 const FILE_NAME: &str = "journal.redb";
 /// Small on purpose: the journal is read sequentially and peak RSS matters more.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -62,6 +64,8 @@ pub struct RunInfo {
     /// for the throughput `status` reports.
     pub session_started_ms: u64,
     pub session_done_at_start: u64,
+    /// Names of the input columns kept beside the URL (`--keep-columns`).
+    pub kept_header: Vec<String>,
 }
 
 /// Per-state counts and failures by class.
@@ -205,7 +209,7 @@ impl Journal {
         rows: I,
     ) -> Result<Journal, CreateError>
     where
-        I: IntoIterator<Item = Result<(u64, String), anyhow::Error>>,
+        I: IntoIterator<Item = Result<crate::manifest::Row, anyhow::Error>>,
     {
         let lock = StateLock::take(state_dir)?;
         let path = Journal::path_in(state_dir);
@@ -230,23 +234,28 @@ impl Journal {
         let _ = std::fs::remove_file(&tmp);
         let db = Journal::open_db(&tmp)?;
         let mut seen: HashMap<[u8; 16], u64> = HashMap::new();
-        let mut batch: Vec<(u64, JobRecord)> = Vec::with_capacity(INGEST_BATCH);
+        let mut batch: Vec<(u64, JobRecord, Vec<String>)> = Vec::with_capacity(INGEST_BATCH);
         let mut counts = (0u64, 0u64); // (pending, duplicates)
         let mut total = 0u64;
-        let flush =
-            |db: &Database, batch: &mut Vec<(u64, JobRecord)>| -> Result<(), JournalError> {
-                let txn = begin_write(db)?;
-                {
-                    let mut jobs = txn.open_table(JOBS)?;
-                    for (row, rec) in batch.drain(..) {
-                        jobs.insert(row, encode(&rec).as_slice())?;
+        let flush = |db: &Database,
+                     batch: &mut Vec<(u64, JobRecord, Vec<String>)>|
+         -> Result<(), JournalError> {
+            let txn = begin_write(db)?;
+            {
+                let mut jobs = txn.open_table(JOBS)?;
+                let mut columns = txn.open_table(COLUMNS)?;
+                for (row, rec, kept) in batch.drain(..) {
+                    jobs.insert(row, encode(&rec).as_slice())?;
+                    if !kept.is_empty() {
+                        columns.insert(row, encode(&kept).as_slice())?;
                     }
                 }
-                txn.commit()?;
-                Ok(())
-            };
+            }
+            txn.commit()?;
+            Ok(())
+        };
         for item in rows {
-            let (row, url) = match item {
+            let crate::manifest::Row { row, url, kept } = match item {
                 Ok(r) => r,
                 Err(e) => {
                     drop(db);
@@ -269,7 +278,7 @@ impl Journal {
             } else {
                 counts.0 += 1;
             }
-            batch.push((row, JobRecord::new(url, dup_of)));
+            batch.push((row, JobRecord::new(url, dup_of), kept));
             if batch.len() >= INGEST_BATCH {
                 flush(&db, &mut batch)?;
             }
@@ -284,6 +293,7 @@ impl Journal {
             c.insert(StateKind::Pending.name(), counts.0)?;
             txn.open_table(FAILED)?;
             txn.open_table(SUSPECTS)?;
+            txn.open_table(COLUMNS)?;
             let mut meta = txn.open_table(META)?;
             meta.insert("run", encode(&run).as_slice())?;
         }
@@ -438,21 +448,26 @@ impl Journal {
     /// Visits every row in input order, giving a duplicate its first row's record.
     pub fn for_each_resolved(
         &self,
-        mut visit: impl FnMut(u64, &str, &JobRecord) -> anyhow::Result<()>,
+        mut visit: impl FnMut(u64, &str, &JobRecord, &[String]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let txn = self.db.begin_read()?;
         let jobs = txn.open_table(JOBS)?;
+        let columns = txn.open_table(COLUMNS)?;
         for entry in jobs.range(0..)? {
             let (row, value) = entry?;
             let rec: JobRecord = decode(value.value(), &self.path)?;
+            let kept: Vec<String> = match columns.get(row.value())? {
+                Some(v) => decode(v.value(), &self.path)?,
+                None => Vec::new(),
+            };
             match rec.dup_of {
-                None => visit(row.value(), &rec.url, &rec)?,
+                None => visit(row.value(), &rec.url, &rec, &kept)?,
                 Some(first) => {
                     let orig = jobs
                         .get(first)?
                         .ok_or_else(|| anyhow::anyhow!("row {first} missing from the journal"))?;
                     let orig: JobRecord = decode(orig.value(), &self.path)?;
-                    visit(row.value(), &rec.url, &orig)?;
+                    visit(row.value(), &rec.url, &orig, &kept)?;
                 }
             }
         }

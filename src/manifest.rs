@@ -17,6 +17,7 @@ use anyhow::Context;
 
 use crate::job::{JobRecord, JobState};
 use crate::journal::Journal;
+use crate::settings::CsvFormat;
 
 /// Header of the output CSV.
 pub const OUTPUT_HEADER: [&str; 4] = ["url", "input", "output", "s3url"];
@@ -40,17 +41,37 @@ pub enum InputError {
     },
 }
 
-/// Rows of a validated input file, as `(row number, url)`; row numbers count
-/// data rows from 0, so they give the input order.
+/// One data row of the input: its number (data rows from 0, so the input
+/// order), its URL, and the other columns when `--keep-columns` asks for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub row: u64,
+    pub url: String,
+    pub kept: Vec<String>,
+}
+
+/// Rows of a validated input file.
 pub struct InputRows {
     reader: csv::Reader<io::BufReader<std::fs::File>>,
     path: PathBuf,
     record: csv::ByteRecord,
     next_row: u64,
+    /// Fields per row, and which one is the URL.
+    width: usize,
+    url_at: usize,
+    keep: bool,
+    kept_header: Vec<String>,
 }
 
-/// Opens `path` and checks its header.
-pub fn read_input(path: &Path) -> Result<InputRows, InputError> {
+impl InputRows {
+    /// The names of the columns kept beside the URL, in input order.
+    pub fn kept_header(&self) -> &[String] {
+        &self.kept_header
+    }
+}
+
+/// Opens `path` and checks its header against `format`.
+pub fn read_input(path: &Path, format: &CsvFormat) -> Result<InputRows, InputError> {
     let file = std::fs::File::open(path).map_err(|source| InputError::Open {
         path: path.to_path_buf(),
         source,
@@ -64,6 +85,7 @@ pub fn read_input(path: &Path) -> Result<InputRows, InputError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(format.delimiter)
         .from_reader(io::BufReader::with_capacity(256 * 1024, file));
     let mut header = csv::ByteRecord::new();
     let invalid = |line, message: String| InputError::Invalid {
@@ -80,43 +102,86 @@ pub fn read_input(path: &Path) -> Result<InputRows, InputError> {
         });
     }
     let line = header.position().map_or(1, |p| p.line());
-    if header.len() != 1 {
-        let names: Vec<String> = header
+    let names: Vec<String> = header
+        .iter()
+        .map(|f| {
+            String::from_utf8_lossy(f)
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let url_at = match &format.url_column {
+        None => {
+            if header.len() != 1 {
+                return Err(invalid(
+                    line,
+                    format!(
+                        "the header has {} columns ({}); the input must have exactly one column, \
+                         `url` (or name the URL column with --url-column)",
+                        header.len(),
+                        names.join(",")
+                    ),
+                ));
+            }
+            std::str::from_utf8(&header[0])
+                .map_err(|_| invalid(line, "the header is not valid UTF-8".into()))?;
+            let name = &names[0];
+            if !name.eq_ignore_ascii_case("url") {
+                let message = if name.contains("://") {
+                    format!(
+                        "found a URL where the header should be; add a first line `url` (found {name:?})"
+                    )
+                } else {
+                    format!("the column is named {name:?}; it must be `url`")
+                };
+                return Err(invalid(line, message));
+            }
+            0
+        }
+        Some(wanted) => {
+            let at = names.iter().position(|n| n == wanted);
+            let at = at.or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(wanted)));
+            let Some(at) = at else {
+                let message = if names.iter().any(|n| n.contains("://")) {
+                    format!(
+                        "found a URL where the header should be; add a header line naming the columns, one of them {wanted:?}"
+                    )
+                } else {
+                    format!(
+                        "no column named {wanted:?}; the header has {}",
+                        names.join(",")
+                    )
+                };
+                return Err(invalid(line, message));
+            };
+            at
+        }
+    };
+    let kept_header = if format.keep_columns {
+        names
             .iter()
-            .map(|f| String::from_utf8_lossy(f).into_owned())
-            .collect();
-        return Err(invalid(
-            line,
-            format!(
-                "the header has {} columns ({}); the input must have exactly one column, `url`",
-                header.len(),
-                names.join(",")
-            ),
-        ));
-    }
-    let name = std::str::from_utf8(&header[0])
-        .map_err(|_| invalid(line, "the header is not valid UTF-8".into()))?;
-    let name = name.trim_start_matches('\u{feff}').trim();
-    if !name.eq_ignore_ascii_case("url") {
-        let message = if name.contains("://") {
-            format!(
-                "found a URL where the header should be; add a first line `url` (found {name:?})"
-            )
-        } else {
-            format!("the column is named {name:?}; it must be `url`")
-        };
-        return Err(invalid(line, message));
-    }
+            .enumerate()
+            .filter(|(i, _)| *i != url_at)
+            .map(|(_, n)| n.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(InputRows {
         reader,
         path: path.to_path_buf(),
         record: csv::ByteRecord::new(),
         next_row: 0,
+        width: header.len(),
+        url_at,
+        keep: format.keep_columns,
+        kept_header,
     })
 }
 
 impl Iterator for InputRows {
-    type Item = Result<(u64, String), InputError>;
+    type Item = Result<Row, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -135,33 +200,57 @@ impl Iterator for InputRows {
             };
             // No URL holds a line break, so a field that does is a quote left
             // open, which would otherwise swallow the rest of the file.
-            if self
-                .record
-                .iter()
-                .any(|f| f.contains(&b'\n') || f.contains(&b'\r'))
-            {
+            let url_field = self.record.get(self.url_at).unwrap_or_default();
+            if url_field.contains(&b'\n') || url_field.contains(&b'\r') {
                 let end = self.reader.position().line();
                 return invalid(format!(
                     "a quote opened here is not closed before line {end}; a URL cannot \
                      span lines"
                 ));
             }
-            if self.record.len() != 1 {
-                return invalid(format!(
-                    "{} fields, but the input has one column (quote URLs that contain commas)",
-                    self.record.len()
-                ));
+            // A blank line reads as one empty field, whatever the width.
+            if self.record.len() == 1 && self.record[0].iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-            let Ok(value) = std::str::from_utf8(&self.record[0]) else {
+            if self.record.len() != self.width {
+                return invalid(if self.width == 1 {
+                    format!(
+                        "{} fields, but the input has one column (quote URLs that contain commas)",
+                        self.record.len()
+                    )
+                } else {
+                    format!(
+                        "{} fields, but the header has {}",
+                        self.record.len(),
+                        self.width
+                    )
+                });
+            }
+            let Ok(value) = std::str::from_utf8(&self.record[self.url_at]) else {
                 return invalid("not valid UTF-8".into());
             };
             let value = value.trim();
-            if value.is_empty() {
+            if value.is_empty() && self.width == 1 {
                 continue;
+            }
+            let mut kept = Vec::new();
+            if self.keep {
+                for (i, field) in self.record.iter().enumerate() {
+                    if i != self.url_at {
+                        let Ok(field) = std::str::from_utf8(field) else {
+                            return invalid("not valid UTF-8".into());
+                        };
+                        kept.push(field.to_string());
+                    }
+                }
             }
             let row = self.next_row;
             self.next_row += 1;
-            return Some(Ok((row, value.to_string())));
+            return Some(Ok(Row {
+                row,
+                url: value.to_string(),
+                kept,
+            }));
         }
     }
 }
@@ -191,34 +280,55 @@ pub struct Written {
 }
 
 /// Writes the output CSV (and the failed CSV) from the journal, in input order.
-/// `keep_paths` is false when local files were deleted after upload.
+/// `keep_paths` is false when local files were deleted after upload. With
+/// `--keep-columns` the kept columns follow, under their input names, and the
+/// failed CSV's header names the URL column as the input did, so that it is
+/// an input for the same flags.
 pub fn write_results(
     journal: &Journal,
     output: &mut dyn Write,
     mut failed: Option<&mut dyn Write>,
     keep_paths: bool,
+    format: &CsvFormat,
 ) -> anyhow::Result<Written> {
-    let mut out = csv::Writer::from_writer(output);
-    out.write_record(OUTPUT_HEADER)?;
-    let mut failed_csv = failed.as_mut().map(csv::Writer::from_writer);
+    let kept_header = journal.run_info()?.kept_header;
+    let builder = {
+        let mut b = csv::WriterBuilder::new();
+        b.delimiter(format.delimiter);
+        b
+    };
+    let mut out = builder.from_writer(output);
+    let header: Vec<&str> = OUTPUT_HEADER
+        .iter()
+        .copied()
+        .chain(kept_header.iter().map(String::as_str))
+        .collect();
+    out.write_record(&header)?;
+    let mut failed_csv = failed.as_mut().map(|f| builder.from_writer(f));
     if let Some(f) = failed_csv.as_mut() {
-        f.write_record(["url"])?;
+        let url = format.url_column.as_deref().unwrap_or("url");
+        let header: Vec<&str> = std::iter::once(url)
+            .chain(kept_header.iter().map(String::as_str))
+            .collect();
+        f.write_record(&header)?;
     }
     let mut written = Written::default();
     let path = |p: &Option<PathBuf>| match (keep_paths, p) {
         (true, Some(p)) => p.display().to_string(),
         _ => String::new(),
     };
-    journal.for_each_resolved(|_, url, rec: &JobRecord| {
+    journal.for_each_resolved(|_, url, rec: &JobRecord, kept: &[String]| {
         match &rec.state {
             JobState::Uploaded(done) => {
                 written.succeeded += 1;
-                out.write_record([url, &path(&done.input), &path(&done.output), &done.s3url])?;
+                let (input, output) = (path(&done.input), path(&done.output));
+                let fields = [url, &input, &output, &done.s3url];
+                out.write_record(fields.into_iter().chain(kept.iter().map(String::as_str)))?;
             }
             JobState::Failed(_) => {
                 written.failed += 1;
                 if let Some(f) = failed_csv.as_mut() {
-                    f.write_record([url])?;
+                    f.write_record(std::iter::once(url).chain(kept.iter().map(String::as_str)))?;
                 }
             }
             _ => written.unfinished += 1,
@@ -240,8 +350,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.csv");
         std::fs::write(&path, text).unwrap();
-        let rows = read_input(&path).map_err(|e| e.to_string())?;
-        rows.collect::<Result<Vec<_>, _>>()
+        let rows = read_input(&path, &CsvFormat::default()).map_err(|e| e.to_string())?;
+        rows.map(|r| r.map(|r| (r.row, r.url)))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())
     }
 
@@ -288,7 +399,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.csv");
         std::fs::write(&path, b"url\nhttp://a/\xff.jpg\n").unwrap();
-        let err = read_input(&path)
+        let err = read_input(&path, &CsvFormat::default())
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap_err()
@@ -319,8 +430,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("in.csv");
             std::fs::write(&path, bytes).unwrap();
-            let rows = read_input(&path).map_err(|e| e.to_string())?;
-            rows.collect::<Result<Vec<_>, _>>()
+            let rows = read_input(&path, &CsvFormat::default()).map_err(|e| e.to_string())?;
+            rows.map(|r| r.map(|r| (r.row, r.url)))
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())
         }
 

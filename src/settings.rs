@@ -22,6 +22,8 @@ use crate::location::Location;
 pub struct Settings {
     /// Where the input CSV is read from.
     pub input: Location,
+    /// How the input CSV is read (and the output CSVs written).
+    pub csv: CsvFormat,
     /// Where the output CSV (url,input,output,s3url) is written.
     pub output: Location,
     /// Where the failed rows are written, in the input format.
@@ -166,6 +168,49 @@ pub struct StoreSettings {
     /// Where `s3://` rows are read from: another endpoint or region, if set.
     #[serde(default)]
     pub source: SourceSettings,
+}
+
+/// The shape of the input CSV (`--url-column`, `--keep-columns`, `--delimiter`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CsvFormat {
+    /// The column holding the URL; `None`: the input is the single column `url`.
+    pub url_column: Option<String>,
+    /// Copy the other columns into the output CSVs.
+    pub keep_columns: bool,
+    pub delimiter: u8,
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        CsvFormat {
+            url_column: None,
+            keep_columns: false,
+            delimiter: b',',
+        }
+    }
+}
+
+impl CsvFormat {
+    fn resolve(args: &RunArgs) -> anyhow::Result<CsvFormat> {
+        let delimiter = match args.delimiter.as_deref() {
+            None => b',',
+            Some("tab" | "\\t" | "\t") => b'\t',
+            Some(d) if d.len() == 1 && d != "\"" && d != "\n" && d != "\r" => d.as_bytes()[0],
+            Some(d) => bail!(
+                "--delimiter {d:?}: expected one ASCII character (not a quote or line break), or `tab`"
+            ),
+        };
+        let url_column = args
+            .url_column
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        Ok(CsvFormat {
+            url_column: url_column.map(String::from),
+            keep_columns: args.keep_columns,
+            delimiter,
+        })
+    }
 }
 
 /// How `s3://` source rows are read. Unset fields take the destination's.
@@ -351,6 +396,7 @@ impl Settings {
         }
         let mut settings = Settings {
             input,
+            csv: CsvFormat::resolve(args)?,
             output,
             output_failed,
             store,

@@ -193,8 +193,8 @@ fn merge_files(
         wf.write_record(["url"])?;
     }
     let (mut ok, mut bad, mut missing) = (0, 0, 0);
-    for row in manifest::read_input(input)? {
-        let (_, url) = row?;
+    for row in manifest::read_input(input, &Default::default())? {
+        let url = row?.url;
         let k = Shard::of(&url, n) as usize;
         if let Some(rec) = take_if(&mut outs[k], &url)? {
             w.write_record(&rec)?;

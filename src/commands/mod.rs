@@ -279,6 +279,7 @@ async fn publish_results(
 ) -> Result<manifest::Written, CommandError> {
     let j = Arc::clone(journal);
     let keep_paths = !settings.delete_local;
+    let format = settings.csv.clone();
     let output = settings.output.clone();
     let failed = settings.output_failed.clone();
     let (written, staged) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -291,6 +292,7 @@ async fn publish_results(
                 .as_mut()
                 .map(|f| f.as_file_mut() as &mut dyn std::io::Write),
             keep_paths,
+            &format,
         )?;
         Ok((written, (out, failed_file)))
     })

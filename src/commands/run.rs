@@ -21,7 +21,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
     // needs the store first. The rows are checked while they are recorded.
     let (store, input, _downloaded) = match &settings.input {
         Location::Local(path) => {
-            manifest::read_input(path).map_err(usage)?;
+            manifest::read_input(path, &settings.csv).map_err(usage)?;
             (super::connect_store(&settings).await?, path.clone(), None)
         }
         Location::S3 { bucket, key } => {
@@ -30,7 +30,8 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
             (store, file.path().to_path_buf(), Some(file))
         }
     };
-    let rows = manifest::read_input(&input).map_err(usage)?;
+    let rows = manifest::read_input(&input, &settings.csv).map_err(usage)?;
+    let kept_header = rows.kept_header().to_vec();
 
     let input_hash = hash_input(input.clone()).await?;
     let now = now_ms();
@@ -44,6 +45,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
         finished_ms: None,
         session_started_ms: now,
         session_done_at_start: 0,
+        kept_header,
     };
     let fresh = args.fresh;
     let shard = settings.shard;
@@ -51,7 +53,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
     let dir = state_dir.clone();
     let journal = tokio::task::spawn_blocking(move || {
         let rows = rows.filter(move |r| match (r, shard) {
-            (Ok((_, url)), Some(s)) => s.contains(url),
+            (Ok(row), Some(s)) => s.contains(&row.url),
             _ => true,
         });
         Journal::create(

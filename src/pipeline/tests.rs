@@ -55,6 +55,7 @@ fn settings(dir: &Path) -> Settings {
     let local = |name: &str| Location::Local(dir.join(name));
     Settings {
         input: local("in.csv"),
+        csv: Default::default(),
         output: local("out.csv"),
         output_failed: None,
         store: StoreSettings {
@@ -173,8 +174,13 @@ impl Resume {
             finished_ms: None,
             session_started_ms: 0,
             session_done_at_start: 0,
+            kept_header: Vec::new(),
         };
-        let rows = std::iter::once(Ok((0, self.url.clone())));
+        let rows = std::iter::once(Ok(crate::manifest::Row {
+            row: 0,
+            url: self.url.clone(),
+            kept: Vec::new(),
+        }));
         let journal = Arc::new(Journal::create(&state_dir, info, true, rows).unwrap());
         let crashed = journal.writer();
         let mut rec = JobRecord::new(self.url.clone(), None);
@@ -198,7 +204,7 @@ impl Resume {
         writer.finish().await.unwrap();
         let mut last = None;
         journal
-            .for_each_resolved(|_, _, rec| {
+            .for_each_resolved(|_, _, rec, _| {
                 last = Some(rec.clone());
                 Ok(())
             })

@@ -224,3 +224,111 @@ async fn private_s3_sources_are_read_through_the_sdk_and_never_downloaded_twice(
     let s3urls = |rows: &[Vec<String>]| rows.iter().map(|r| r[3].clone()).collect::<Vec<_>>();
     assert_eq!(s3urls(&env.csv("out.csv")), s3urls(&done));
 }
+
+fn read_tsv(path: &std::path::Path) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(b'\t')
+        .from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warehouse_export_keeps_its_columns_through_the_failed_csv() {
+    let env = Env::new().await;
+    let good = env
+        .http
+        .route("/a1.jpg", Reply::jpeg(images::jpeg(40, 30, 1)));
+    let later = env.http.route("/a2.jpg", Reply::Status(404));
+    let tsv = format!(
+        "id\turl\tcaption\na1\t{good}\tfirst, with a comma\na2\t{later}\t\"second \"\"quoted\"\"\"\n"
+    );
+    std::fs::write(env.path("in.tsv"), tsv).unwrap();
+    let flags = [
+        "--url-column",
+        "url",
+        "--keep-columns",
+        "--delimiter",
+        "tab",
+    ];
+    let run = |input: &'static str, extra: &'static [&'static str]| {
+        let mut args = vec![
+            "run",
+            "--input",
+            input,
+            "--output",
+            "out.tsv",
+            "--output-failed",
+            "failed.tsv",
+        ];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(extra);
+        let env = &env;
+        async move { env.run(&args).await }
+    };
+
+    // Without the flags, a wider file is the error the specification asks for.
+    let out = env
+        .run(&[
+            "run",
+            "--input",
+            "in.tsv",
+            "--output",
+            "out.tsv",
+            "--delimiter",
+            "tab",
+        ])
+        .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("exactly one column"), "{out:?}");
+    assert!(out.stderr.contains("--url-column"), "{out:?}");
+
+    let out = run("in.tsv", &[]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let done = read_tsv(&env.path("out.tsv"));
+    assert_eq!(
+        done[0],
+        ["url", "input", "output", "s3url", "id", "caption"]
+    );
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[1][0], good);
+    assert_eq!(done[1][4..], ["a1", "first, with a comma"]);
+    let failed = read_tsv(&env.path("failed.tsv"));
+    assert_eq!(
+        failed,
+        [
+            vec!["url", "id", "caption"],
+            vec![later.as_str(), "a2", "second \"quoted\""]
+        ]
+    );
+
+    // The failed file is an input for the same flags.
+    env.http
+        .route("/a2.jpg", Reply::jpeg(images::jpeg(44, 30, 2)));
+    let out = run("failed.tsv", &["--fresh"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let done = read_tsv(&env.path("out.tsv"));
+    assert_eq!(done.len(), 2);
+    assert_eq!(done[1][0], later);
+    assert_eq!(done[1][4..], ["a2", "second \"quoted\""]);
+
+    // A column that is not there is named, with the header's columns.
+    let out = env
+        .run(&[
+            "run",
+            "--input",
+            "in.tsv",
+            "--output",
+            "o.tsv",
+            "--url-column",
+            "link",
+            "--delimiter",
+            "tab",
+        ])
+        .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("no column named \"link\""), "{out:?}");
+}
