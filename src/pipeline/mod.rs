@@ -199,6 +199,7 @@ impl<S: ObjectStore> Pipeline<S> {
         magick::set_memory(budget.total(), &work_dir).map_err(|e| anyhow::anyhow!(e))?;
         let fetch = Fetcher::new(std::path::absolute(&work_in)?, budget.clone(), &settings)?;
         let control = Arc::new(Control::default());
+        let key_options = settings.store.object.fingerprint();
         Ok(Pipeline {
             fetch,
             convert: Converter::new(
@@ -217,9 +218,9 @@ impl<S: ObjectStore> Pipeline<S> {
                 settings.url_markers,
                 &settings.store.prefix,
                 settings.jpeg_engine,
-                settings.store.object.fingerprint(),
+                key_options.clone(),
             ),
-            key_options: settings.store.object.fingerprint(),
+            key_options,
             writer,
             reporter,
             control,

@@ -57,13 +57,7 @@ async fn every_object_option_is_stored_and_other_options_make_other_objects() {
     assert_eq!(keys.len(), 3, "{keys:?}");
     let client = moto.client().await;
     for key in &keys {
-        let head = client
-            .head_object()
-            .bucket(&moto.bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        let head = moto.head(key).await;
         assert_eq!(
             head.storage_class().map(|c| c.as_str()),
             Some("STANDARD_IA")
@@ -137,13 +131,7 @@ async fn every_object_option_is_stored_and_other_options_make_other_objects() {
     assert_eq!(all.len(), 6, "{all:?}");
     let new: Vec<&String> = all.iter().filter(|k| !keys.contains(k)).collect();
     for key in new {
-        let head = client
-            .head_object()
-            .bucket(&moto.bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        let head = moto.head(key).await;
         assert_eq!(head.storage_class().map(|c| c.as_str()), Some("GLACIER_IR"));
         assert_eq!(head.server_side_encryption().map(|s| s.as_str()), None);
     }

@@ -79,6 +79,18 @@ impl MotoServer {
         )
     }
 
+    /// What HeadObject says of `key`.
+    pub async fn head(&self, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.client()
+            .await
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Image keys in the bucket (URL index objects and CSVs left out).
     pub async fn image_keys(&self) -> Vec<String> {
         let out = self
