@@ -131,7 +131,57 @@ pub struct RunArgs {
     pub source: SourceArgs,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Name objects from the row instead of their content, e.g.
+    /// `{prefix}{column:id}.{ext}` or `{prefix}{url_path}`. Placeholders:
+    /// {prefix}, {column:NAME} (needs --url-column), {url_path}, {url_host},
+    /// {url_stem}, {ext} (the output's extension), {row}. A name already
+    /// holding other content fails the row instead of being overwritten.
+    #[arg(long, value_name = "TEMPLATE", env = "BATCHIMG_KEY_TEMPLATE")]
+    pub key_template: Option<String>,
+
+    #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// How downloads reach web servers (HTTP and HTTPS rows; `s3://` rows use the SDK).
+#[derive(Debug, Args, Default, Clone)]
+pub struct HttpArgs {
+    /// Send downloads through the proxies named by HTTPS_PROXY, HTTP_PROXY,
+    /// ALL_PROXY and NO_PROXY (or their lower-case forms), which are ignored
+    /// otherwise. The network policy still applies to each target, checked
+    /// before the request goes to the proxy.
+    #[arg(long, env = "BATCHIMG_PROXY_FROM_ENV", value_parser = clap::builder::FalseyValueParser::new())]
+    pub proxy_from_env: bool,
+
+    /// Read `https://BUCKET.s3.REGION.amazonaws.com/KEY` and path-style AWS
+    /// object URLs through the SDK, signed with the credentials, like
+    /// `s3://BUCKET/KEY` rows (URLs with a query, e.g. presigned, stay HTTP).
+    #[arg(long, env = "BATCHIMG_SIGN_S3_URLS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub sign_s3_urls: bool,
+
+    /// User-Agent of downloads [default: batchimg/VERSION].
+    #[arg(long, value_name = "TEXT", env = "BATCHIMG_USER_AGENT")]
+    pub user_agent: Option<String>,
+
+    #[command(flatten)]
+    pub headers: HeaderArgs,
+}
+
+/// Extra request headers of downloads. Never logged, never recorded in the
+/// journal: `resume` needs them again (a header file is read again by itself).
+#[derive(Debug, Args, Default, Clone)]
+pub struct HeaderArgs {
+    /// A request header for every download, `Name: value`, e.g.
+    /// `Authorization: Bearer …`; repeat it for more. Dropped on a redirect
+    /// to another host when it is Authorization or Cookie.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// A file of request headers, one `Name: value` per line (`#` starts a comment).
+    #[arg(long, value_name = "FILE", env = "BATCHIMG_HEADER_FILE")]
+    pub header_file: Option<PathBuf>,
 }
 
 /// What the destination bucket demands of each object, named as `aws s3 cp`
@@ -218,6 +268,9 @@ pub struct ResumeArgs {
     /// Rows stopped by a store outage or a full disk are not failed and need no flag.
     #[arg(long, value_name = "REASONS", num_args = 0..=1, require_equals = false, value_delimiter = ',')]
     pub retry_failed: Option<Vec<String>>,
+
+    #[command(flatten)]
+    pub headers: HeaderArgs,
 
     #[command(flatten)]
     pub tuning: TuningArgs,
@@ -353,6 +406,11 @@ pub struct TuningArgs {
     /// Concurrent downloads from any one host [default: 8].
     #[arg(long, value_name = "N")]
     pub per_host: Option<usize>,
+
+    /// Most requests per second to any one host, retries and redirects
+    /// included, e.g. `10` or `0.5`, so that a CDN's rate limit is not hit [default: none].
+    #[arg(long, value_name = "RATE", env = "BATCHIMG_PER_HOST_RPS")]
+    pub per_host_rps: Option<f64>,
 
     /// Concurrent conversions [default: number of cores].
     #[arg(long, value_name = "N")]

@@ -132,10 +132,13 @@ pub enum FailureClass {
     /// The process died while converting this image, and again when it was
     /// converted alone: a crash in a decoder, or memory the container lacks.
     Crashed,
+    /// `--key-template` gives the row no valid name, or its name already
+    /// holds other content, which is not overwritten.
+    ObjectName,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 13] = [
+    pub const ALL: [FailureClass; 14] = [
         FailureClass::InvalidUrl,
         FailureClass::Blocked,
         FailureClass::Network,
@@ -149,6 +152,7 @@ impl FailureClass {
         FailureClass::LocalIo,
         FailureClass::Internal,
         FailureClass::Crashed,
+        FailureClass::ObjectName,
     ];
 
     pub fn name(self) -> &'static str {
@@ -166,6 +170,7 @@ impl FailureClass {
             FailureClass::LocalIo => "local-io",
             FailureClass::Internal => "internal",
             FailureClass::Crashed => "crashed",
+            FailureClass::ObjectName => "object-name",
         }
     }
 }
@@ -278,6 +283,9 @@ pub struct JobRecord {
     pub state: JobState,
     /// Unix time of the last change, in milliseconds.
     pub updated_ms: u64,
+    /// The object name `--key-template` gives the row (or why it gives
+    /// none); `None`: the content key.
+    pub name: Option<Result<crate::pipeline::keys::ObjectName, String>>,
 }
 
 impl JobRecord {
@@ -289,6 +297,7 @@ impl JobRecord {
             suspect: false,
             state: JobState::Pending,
             updated_ms: now_ms(),
+            name: None,
         }
     }
 }

@@ -40,7 +40,8 @@ const SUSPECTS: TableDefinition<u64, ()> = TableDefinition::new("suspects");
 const COLUMNS: TableDefinition<u64, &[u8]> = TableDefinition::new("columns");
 
 /// Bumped whenever a stored struct changes shape. 2: states carry their data.
-const FORMAT_VERSION: u8 = 3;
+/// 3: kept columns and object options. 4: HTTP settings, key templates.
+const FORMAT_VERSION: u8 = 4;
 const FILE_NAME: &str = "journal.redb";
 /// Small on purpose: the journal is read sequentially and peak RSS matters more.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -255,7 +256,12 @@ impl Journal {
             Ok(())
         };
         for item in rows {
-            let crate::manifest::Row { row, url, kept } = match item {
+            let crate::manifest::Row {
+                row,
+                url,
+                kept,
+                name,
+            } = match item {
                 Ok(r) => r,
                 Err(e) => {
                     drop(db);
@@ -264,7 +270,17 @@ impl Journal {
                 }
             };
             total += 1;
-            let digest = blake3::hash(url.as_bytes());
+            // Rows that share a URL share the work, unless --key-template
+            // names them apart.
+            let digest = match &name {
+                Some(Ok(name)) => {
+                    let mut h = blake3::Hasher::new();
+                    h.update(url.as_bytes()).update(b"\0name\0");
+                    h.update(name.key("").as_bytes());
+                    h.finalize()
+                }
+                _ => blake3::hash(url.as_bytes()),
+            };
             let short: [u8; 16] = digest.as_bytes()[..16].try_into().expect("16 bytes");
             let dup_of = match seen.entry(short) {
                 std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
@@ -278,7 +294,9 @@ impl Journal {
             } else {
                 counts.0 += 1;
             }
-            batch.push((row, JobRecord::new(url, dup_of), kept));
+            let mut rec = JobRecord::new(url, dup_of);
+            rec.name = name;
+            batch.push((row, rec, kept));
             if batch.len() >= INGEST_BATCH {
                 flush(&db, &mut batch)?;
             }

@@ -17,6 +17,7 @@ use anyhow::Context;
 
 use crate::job::{JobRecord, JobState};
 use crate::journal::Journal;
+use crate::pipeline::keys::{KeyTemplate, ObjectName};
 use crate::settings::CsvFormat;
 
 /// Header of the output CSV.
@@ -48,6 +49,8 @@ pub struct Row {
     pub row: u64,
     pub url: String,
     pub kept: Vec<String>,
+    /// The object name `--key-template` gives the row, or why it gives none.
+    pub name: Option<Result<ObjectName, String>>,
 }
 
 /// Rows of a validated input file.
@@ -61,12 +64,54 @@ pub struct InputRows {
     url_at: usize,
     keep: bool,
     kept_header: Vec<String>,
+    /// The header's column names.
+    names: Vec<String>,
+    naming: Option<Naming>,
+}
+
+/// `--key-template`, the prefix, and where the columns it reads are.
+struct Naming {
+    template: KeyTemplate,
+    prefix: String,
+    columns: Vec<(String, usize)>,
 }
 
 impl InputRows {
     /// The names of the columns kept beside the URL, in input order.
     pub fn kept_header(&self) -> &[String] {
         &self.kept_header
+    }
+
+    /// Gives each row the object name `template` makes of it; a column the
+    /// template reads must be in the header.
+    pub fn name_rows(&mut self, template: &KeyTemplate, prefix: &str) -> Result<(), InputError> {
+        let mut columns = Vec::new();
+        for wanted in template.columns() {
+            let at = self.names.iter().position(|n| n == wanted).or_else(|| {
+                self.names
+                    .iter()
+                    .position(|n| n.eq_ignore_ascii_case(wanted))
+            });
+            match at {
+                Some(at) => columns.push((wanted.to_string(), at)),
+                None => {
+                    return Err(InputError::Invalid {
+                        path: self.path.clone(),
+                        line: 1,
+                        message: format!(
+                            "--key-template reads the column {wanted:?}, but the header has {}",
+                            self.names.join(",")
+                        ),
+                    });
+                }
+            }
+        }
+        self.naming = Some(Naming {
+            template: template.clone(),
+            prefix: prefix.to_string(),
+            columns,
+        });
+        Ok(())
     }
 }
 
@@ -177,6 +222,8 @@ pub fn read_input(path: &Path, format: &CsvFormat) -> Result<InputRows, InputErr
         url_at,
         keep: format.keep_columns,
         kept_header,
+        names,
+        naming: None,
     })
 }
 
@@ -246,10 +293,18 @@ impl Iterator for InputRows {
             }
             let row = self.next_row;
             self.next_row += 1;
+            let name = self.naming.as_ref().map(|n| {
+                let record = &self.record;
+                n.template.render(&n.prefix, row, value, |wanted| {
+                    let (_, at) = n.columns.iter().find(|(c, _)| c == wanted)?;
+                    Some(String::from_utf8_lossy(record.get(*at)?).into_owned())
+                })
+            });
             return Some(Ok(Row {
                 row,
                 url: value.to_string(),
                 kept,
+                name,
             }));
         }
     }

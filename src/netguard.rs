@@ -5,8 +5,9 @@
 //! So every address is checked where it is finally known: IP literals before
 //! the request, names after DNS resolution (in the resolver reqwest uses for
 //! every connection, redirects included), and each redirect hop's scheme and
-//! literal host. Environment proxies are ignored, since a proxy would resolve
-//! names itself, out of our sight.
+//! literal host. Environment proxies are ignored unless `--proxy-from-env`
+//! asks for them; a proxy resolves names itself, out of the resolver's sight,
+//! so then the fetch stage resolves each target first (`fetch::check_resolved`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -103,15 +104,24 @@ fn classify_v4(ip: Ipv4Addr) -> AddrClass {
 #[derive(Clone)]
 pub struct GuardedResolver {
     pub policy: NetPolicy,
+    /// Names resolved without the policy: the proxies the operator configured.
+    pub exempt: Arc<Vec<String>>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy;
+        let exempt = self
+            .exempt
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(name.as_str()));
         Box::pin(async move {
             let host = name.as_str().to_string();
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if exempt {
+                return Ok(Box::new(resolved.into_iter()) as Addrs);
+            }
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -134,9 +144,37 @@ impl Resolve for GuardedResolver {
 }
 
 impl GuardedResolver {
-    pub fn shared(policy: NetPolicy) -> Arc<GuardedResolver> {
-        Arc::new(GuardedResolver { policy })
+    pub fn shared(policy: NetPolicy, exempt: Vec<String>) -> Arc<GuardedResolver> {
+        Arc::new(GuardedResolver {
+            policy,
+            exempt: Arc::new(exempt),
+        })
     }
+}
+
+/// The host names of the proxies the environment configures, as reqwest
+/// reads them (a value without a scheme is an http:// proxy).
+pub fn proxy_hosts() -> Vec<String> {
+    let mut hosts = Vec::new();
+    for var in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+        for name in [var.to_string(), var.to_ascii_lowercase()] {
+            let Some(value) = std::env::var(&name).ok().filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            let value = value.trim();
+            let value = if value.contains("://") {
+                value.to_string()
+            } else {
+                format!("http://{value}")
+            };
+            if let Ok(url) = url::Url::parse(&value)
+                && let Some(url::Host::Domain(host)) = url.host()
+            {
+                hosts.push(host.to_ascii_lowercase());
+            }
+        }
+    }
+    hosts
 }
 
 /// A connection refused by the policy; found in error chains by `fetch`.

@@ -56,6 +56,133 @@ pub struct Settings {
     /// What rows may hold in memory at once, in bytes; `None`: a share of the
     /// memory limit of the machine `run` or `resume` runs on, decided at start.
     pub memory_budget: Option<u64>,
+    /// How downloads talk to web servers: proxy, headers, User-Agent.
+    pub http: HttpSettings,
+    /// `--key-template`: object names from the row instead of the content.
+    pub key_template: Option<crate::pipeline::keys::KeyTemplate>,
+}
+
+/// How downloads reach web servers (`--proxy-from-env`, `--header`,
+/// `--header-file`, `--user-agent`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HttpSettings {
+    /// Send downloads through the proxies the environment names.
+    pub proxy_from_env: bool,
+    /// Read `https://…amazonaws.com` object URLs through the SDK.
+    pub sign_s3_urls: bool,
+    /// The User-Agent of downloads; `None`: `batchimg/<version>`.
+    pub user_agent: Option<String>,
+    /// The header file, read again by `resume`.
+    pub header_file: Option<PathBuf>,
+    /// The names of the headers sent (lower case, sorted), so that `resume`
+    /// can tell when they were not given again.
+    pub header_names: Vec<String>,
+    /// The headers themselves. Often credentials, so they are never recorded
+    /// in the journal (skipped), and their values print as `Sensitive`.
+    #[serde(skip)]
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl HttpSettings {
+    fn resolve(args: &crate::cli::HttpArgs) -> anyhow::Result<HttpSettings> {
+        let user_agent = match args.user_agent.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(ua) => {
+                reqwest::header::HeaderValue::from_str(ua).map_err(|_| {
+                    anyhow::anyhow!("--user-agent {ua:?}: not a valid header value")
+                })?;
+                Some(ua.to_string())
+            }
+        };
+        let mut http = HttpSettings {
+            proxy_from_env: args.proxy_from_env,
+            sign_s3_urls: args.sign_s3_urls,
+            user_agent,
+            ..HttpSettings::default()
+        };
+        http.load_headers(&args.headers)?;
+        http.header_names = header_names(&http.headers);
+        Ok(http)
+    }
+
+    /// Reads the headers of `args`, or (for `resume`, given none) those of the
+    /// recorded header file.
+    fn load_headers(&mut self, args: &crate::cli::HeaderArgs) -> anyhow::Result<()> {
+        if args.header_file.is_some() {
+            self.header_file = args.header_file.clone();
+        }
+        let mut lines = Vec::new();
+        if let Some(file) = &self.header_file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("--header-file {}: {e}", file.display()))?;
+            lines.extend(text.lines().map(String::from));
+        }
+        lines.extend(args.headers.iter().cloned());
+        self.headers = parse_headers(&lines)?;
+        Ok(())
+    }
+
+    /// For `resume`: the headers again, which the journal does not keep;
+    /// refuses to go on without one the run sent.
+    pub fn reload_headers(&mut self, args: &crate::cli::HeaderArgs) -> anyhow::Result<()> {
+        self.load_headers(args)?;
+        let given = header_names(&self.headers);
+        let missing: Vec<&str> = self
+            .header_names
+            .iter()
+            .filter(|n| !given.contains(n))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the run sent the request header(s) {}, which the journal does not keep (they \
+                 may be secrets): give them again with --header or --header-file",
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `Name: value` lines into headers; blank lines and `#` comments are skipped.
+/// Values are marked sensitive, so no Debug output or log line shows them.
+fn parse_headers(lines: &[String]) -> anyhow::Result<reqwest::header::HeaderMap> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut map = reqwest::header::HeaderMap::new();
+    for line in lines {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // The value is never echoed: it is often a credential.
+        let Some((name, value)) = line.split_once(':') else {
+            bail!(
+                "request header {:?}: expected `Name: value`",
+                line.split(' ').next().unwrap_or("")
+            );
+        };
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| anyhow::anyhow!("request header {:?}: not a header name", name.trim()))?;
+        if matches!(
+            name.as_str(),
+            "host" | "content-length" | "transfer-encoding" | "connection"
+        ) {
+            bail!("request header {name}: set by batchimg itself, it cannot be given");
+        }
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+            anyhow::anyhow!("request header {name}: the value is not a valid header value")
+        })?;
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn header_names(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// How JPEGs become grayscale (`--jpeg-engine`).
@@ -301,6 +428,8 @@ pub struct Concurrency {
     pub converts: usize,
     /// Uploads and existence checks in flight.
     pub uploads: usize,
+    /// Most requests per second to any one host; `None`: no pace.
+    pub per_host_rps: Option<f64>,
 }
 
 /// Exponential backoff with full jitter for transient failures.
@@ -407,6 +536,7 @@ impl Settings {
                 per_host: 8,
                 converts: std::thread::available_parallelism().map_or(2, |n| n.get()),
                 uploads: 32,
+                per_host_rps: None,
             },
             retry: RetryPolicy {
                 attempts: 4,
@@ -421,6 +551,13 @@ impl Settings {
             jpeg_engine: JpegEngine::Lossless,
             head_before_put: HeadBeforePut::Auto,
             memory_budget: None,
+            http: HttpSettings::resolve(&args.http)?,
+            key_template: args
+                .key_template
+                .as_deref()
+                .map(crate::pipeline::keys::KeyTemplate::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--key-template {e}"))?,
         };
         settings.apply(&args.tuning)?;
         Ok(settings)
@@ -450,6 +587,9 @@ impl Settings {
         set(&mut c.per_host, t.per_host);
         set(&mut c.converts, t.converts);
         set(&mut c.uploads, t.uploads);
+        if t.per_host_rps.is_some() {
+            c.per_host_rps = t.per_host_rps;
+        }
         let r = &mut self.retry;
         set(&mut r.attempts, t.attempts);
         set(
@@ -487,6 +627,11 @@ impl Settings {
             if n == 0 {
                 bail!("{name} must be at least 1");
             }
+        }
+        if let Some(rps) = c.per_host_rps
+            && !(rps.is_finite() && rps > 0.0 && rps <= 1e6)
+        {
+            bail!("--per-host-rps must be a positive number of requests per second");
         }
         if self.retry.attempts == 0 {
             bail!("--attempts must be at least 1");

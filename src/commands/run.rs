@@ -30,7 +30,11 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
             (store, file.path().to_path_buf(), Some(file))
         }
     };
-    let rows = manifest::read_input(&input, &settings.csv).map_err(usage)?;
+    let mut rows = manifest::read_input(&input, &settings.csv).map_err(usage)?;
+    if let Some(template) = &settings.key_template {
+        rows.name_rows(template, &settings.store.prefix)
+            .map_err(usage)?;
+    }
     let kept_header = rows.kept_header().to_vec();
 
     let input_hash = hash_input(input.clone()).await?;

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::memory::{Budget, Lease};
 use crate::format::ImageFormat;
 use crate::job::{Classify, FailureClass, SourceFile};
-use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
+use crate::netguard::{Blocked, GuardedResolver, NetPolicy, proxy_hosts};
 use crate::retry::{Transient, with_retry};
 use crate::settings::{Limits, RetryPolicy, Settings};
 use crate::store::s3::S3Store;
@@ -72,8 +72,8 @@ pub enum FetchError {
     TooLarge { limit: u64 },
     #[error("not an image: the body starts with {head} (Content-Type {content_type})")]
     NotAnImage { content_type: String, head: String },
-    #[error("too many redirects")]
-    Redirects(#[source] reqwest::Error),
+    #[error("more than {0} redirects")]
+    Redirects(usize),
     #[error("request timed out")]
     Timeout(#[source] reqwest::Error),
     #[error("connection failed")]
@@ -182,7 +182,17 @@ pub struct Fetcher {
     /// Downloads in flight, all hosts together.
     slots: Semaphore,
     per_host_limit: usize,
-    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each host's slots and pace, made at its first request.
+    per_host: Mutex<HashMap<String, Arc<Host>>>,
+    /// Least time between two requests to one host (`--per-host-rps`).
+    pace: Option<Duration>,
+    /// Downloads go through the environment's proxy (`--proxy-from-env`).
+    proxied: bool,
+    /// `https://…amazonaws.com` URLs of objects are read through the SDK
+    /// with the credentials (`--sign-s3-urls`).
+    sign_s3_urls: bool,
+    /// Extra request headers (`--header`), values marked sensitive.
+    headers: reqwest::header::HeaderMap,
     /// `dir` held no file when this process started, so no earlier run left
     /// a download in it: the search for one (a failing stat per image
     /// format, six per row) is skipped.
@@ -191,6 +201,38 @@ pub struct Fetcher {
     /// them, made at the first such row.
     store: crate::settings::StoreSettings,
     source: tokio::sync::OnceCell<S3Store>,
+}
+
+/// One host's share of the downloads: its slots and its pace.
+struct Host {
+    slots: Semaphore,
+    pace: Option<governor::DefaultDirectRateLimiter>,
+}
+
+impl Host {
+    /// Waits until the host may be sent another request.
+    async fn pace(&self) {
+        if let Some(limiter) = &self.pace {
+            limiter.until_ready().await;
+        }
+    }
+}
+
+/// What counts as one host for the per-host limits: name and port.
+fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// The host of a row: a web server, or a bucket for `s3://` rows.
+fn origin_key(origin: &Origin) -> String {
+    match origin {
+        Origin::Http(url) => host_key(url),
+        Origin::S3 { bucket, .. } => format!("s3://{bucket}"),
+    }
 }
 
 /// Where a row's bytes come from.
@@ -221,27 +263,31 @@ impl Fetcher {
             settings.concurrency.per_host,
         );
         let keep_files = !settings.delete_local;
-        let max_redirects = limits.max_redirects;
-        let redirect_policy = redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max_redirects {
-                return attempt.error(format!("more than {max_redirects} redirects"));
-            }
-            match check_target(attempt.url(), policy) {
-                Ok(()) => attempt.follow(),
-                Err(why) => attempt.error(Blocked(why)),
-            }
-        });
-        let client = Client::builder()
-            .user_agent(concat!("batchimg/", env!("CARGO_PKG_VERSION")))
-            .no_proxy()
-            .redirect(redirect_policy)
+        let http = &settings.http;
+        // Redirects are followed by `attempt`, hop by hop, so that each hop
+        // is checked, paced and stripped of credentials like the first.
+        let mut client = Client::builder()
+            .user_agent(
+                http.user_agent
+                    .clone()
+                    .unwrap_or_else(|| concat!("batchimg/", env!("CARGO_PKG_VERSION")).into()),
+            )
+            .redirect(redirect::Policy::none())
             .retry(reqwest::retry::never())
-            .dns_resolver(GuardedResolver::shared(policy))
             .connect_timeout(limits.connect_timeout)
             .read_timeout(limits.read_timeout)
             .timeout(limits.download_timeout)
-            .pool_max_idle_per_host(per_host_limit)
-            .build()?;
+            .pool_max_idle_per_host(per_host_limit);
+        client = if http.proxy_from_env {
+            // reqwest reads the variables itself; the proxies' own names are
+            // the operator's choice, so the resolver lets them through.
+            client.dns_resolver(GuardedResolver::shared(policy, proxy_hosts()))
+        } else {
+            client
+                .no_proxy()
+                .dns_resolver(GuardedResolver::shared(policy, Vec::new()))
+        };
+        let client = client.build()?;
         let nothing_left = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
         Ok(Fetcher {
             store: settings.store.clone(),
@@ -257,6 +303,13 @@ impl Fetcher {
             slots: Semaphore::new(downloads),
             per_host_limit,
             per_host: Mutex::new(HashMap::new()),
+            pace: settings
+                .concurrency
+                .per_host_rps
+                .map(|rps| Duration::from_secs_f64(1.0 / rps)),
+            proxied: settings.http.proxy_from_env,
+            sign_s3_urls: settings.http.sign_s3_urls,
+            headers: settings.http.headers.clone(),
         })
     }
 
@@ -264,7 +317,13 @@ impl Fetcher {
     /// earlier run left in the work directory, or a new one.
     pub async fn fetch(&self, raw: &str) -> Result<Fetched, FetchFailure> {
         let fail = |error, attempts| FetchFailure { error, attempts };
-        let origin = parse_url(raw).map_err(|e| fail(e, 0))?;
+        let mut origin = parse_url(raw).map_err(|e| fail(e, 0))?;
+        if self.sign_s3_urls
+            && let Origin::Http(url) = &origin
+            && let Some((bucket, key)) = s3_object_of(url)
+        {
+            origin = Origin::S3 { bucket, key };
+        }
         if let Some((source, body)) = self.left_behind(raw).await {
             tracing::debug!(path = %source.path.display(), "reusing a download an earlier run left");
             let lease = self.budget.lease(body.len() as u64).await;
@@ -279,14 +338,15 @@ impl Fetcher {
         if let Origin::Http(url) = &origin {
             check_target(url, self.policy).map_err(|why| fail(FetchError::Blocked(why), 0))?;
         }
-        let host = self.host_slot(&origin);
+        let host = self.host(&origin_key(&origin));
         // Microseconds spent in requests, the waits for a slot and between retries excluded.
         let busy = std::sync::atomic::AtomicU64::new(0);
         let (result, attempts) = with_retry(&self.retry, "download", || async {
             // The host's slot first: rows waiting on a busy host must not hold
             // the download slots that other hosts could use.
-            let _host = host.acquire().await.expect("semaphore never closed");
+            let _host = host.slots.acquire().await.expect("semaphore never closed");
             let _slot = self.slots.acquire().await.expect("semaphore never closed");
+            host.pace().await;
             let started = Instant::now();
             let result = match &origin {
                 Origin::Http(url) => self.attempt(url).await,
@@ -360,42 +420,81 @@ impl Fetcher {
         self.dir.join(super::keys::download_stem(raw))
     }
 
-    fn host_slot(&self, origin: &Origin) -> Arc<Semaphore> {
-        let key = match origin {
-            Origin::Http(url) => format!(
-                "{}:{}",
-                url.host_str().unwrap_or(""),
-                url.port_or_known_default().unwrap_or(0)
-            ),
-            Origin::S3 { bucket, .. } => format!("s3://{bucket}"),
-        };
+    /// The slots and pace of the host named `key` (see [`host_key`]).
+    fn host(&self, key: &str) -> Arc<Host> {
         let mut map = self.per_host.lock().expect("per-host lock");
-        Arc::clone(
-            map.entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host_limit))),
-        )
+        if let Some(host) = map.get(key) {
+            return Arc::clone(host);
+        }
+        let host = Arc::new(Host {
+            slots: Semaphore::new(self.per_host_limit),
+            pace: self.pace.map(|period| {
+                // One request per period and no burst: a CDN that allows N
+                // a second sees at most N in any second.
+                let quota = governor::Quota::with_period(period).expect("positive period");
+                governor::RateLimiter::direct(quota)
+            }),
+        });
+        map.insert(key.to_string(), Arc::clone(&host));
+        host
     }
 
+    /// One download of `url`, following redirects hop by hop: each hop's
+    /// target is checked by the network policy (resolved here first when a
+    /// proxy would resolve it), paced as a request to its host, and sent
+    /// without credentials when it leaves the origin, as reqwest and curl do.
     async fn attempt(&self, url: &Url) -> Result<Body, FetchError> {
-        let mut response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(request_error)?;
-        let status = response.status();
-        // reqwest hands back, unfollowed, redirects to schemes it cannot fetch.
-        if status.is_redirection() {
-            let to = response
+        let mut url = url.clone();
+        let mut headers = self.headers.clone();
+        let mut hops = 0;
+        let mut response = loop {
+            if self.proxied {
+                self.check_resolved(&url).await?;
+            }
+            let response = self
+                .client
+                .get(url.clone())
+                .headers(headers.clone())
+                .send()
+                .await
+                .map_err(request_error)?;
+            if !response.status().is_redirection() {
+                break response;
+            }
+            let Some(to) = response
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("nowhere");
-            let to = crate::redact::RawUrl(to);
-            return Err(FetchError::Blocked(format!(
-                "redirect to {to} not followed (only http and https)"
-            )));
-        }
+            else {
+                break response;
+            };
+            let shown = crate::redact::RawUrl(to);
+            let next = url
+                .join(to)
+                .map_err(|_| FetchError::Blocked(format!("redirect to {shown} is not a URL")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Blocked(format!(
+                    "redirect to {shown} not followed (only http and https)"
+                )));
+            }
+            check_target(&next, self.policy).map_err(FetchError::Blocked)?;
+            hops += 1;
+            if hops > self.limits.max_redirects {
+                return Err(FetchError::Redirects(self.limits.max_redirects));
+            }
+            if host_key(&next) != host_key(&url) || next.scheme() != url.scheme() {
+                for name in [
+                    reqwest::header::AUTHORIZATION,
+                    reqwest::header::COOKIE,
+                    reqwest::header::PROXY_AUTHORIZATION,
+                ] {
+                    headers.remove(name);
+                }
+            }
+            self.host(&host_key(&next)).pace().await;
+            url = next;
+        };
+        let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
@@ -420,6 +519,30 @@ impl Fetcher {
             body.push(&chunk, &self.budget)?;
         }
         body.finish()
+    }
+
+    /// With a proxy, the proxy resolves names, out of the resolver's sight:
+    /// the target is resolved here first, and every address it has must pass
+    /// the policy. A name this machine cannot resolve is left to the proxy
+    /// (networks where only the proxy resolves names are common).
+    async fn check_resolved(&self, url: &Url) -> Result<(), FetchError> {
+        let Some(url::Host::Domain(name)) = url.host() else {
+            return Ok(()); // literals are checked by `check_target`
+        };
+        let port = url.port_or_known_default().unwrap_or(80);
+        match tokio::net::lookup_host((name, port)).await {
+            Ok(addrs) => {
+                for addr in addrs {
+                    if let Some(why) = self.policy.refusal(addr.ip()) {
+                        return Err(FetchError::Blocked(format!("{name} resolves to {why}")));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(host = name, error = %e, "not resolvable here; left to the proxy")
+            }
+        }
+        Ok(())
     }
 
     /// One GET of `s3://bucket/key` through the SDK, under the same size
@@ -568,6 +691,31 @@ pub fn parse_url(raw: &str) -> Result<Origin, FetchError> {
     Ok(Origin::Http(url))
 }
 
+/// The bucket and key of an AWS S3 object URL, virtual-hosted
+/// (`https://BUCKET.s3.REGION.amazonaws.com/KEY`) or path-style
+/// (`https://s3.REGION.amazonaws.com/BUCKET/KEY`). A URL with a query (a
+/// presigned URL, a version) is left to HTTP, which it is made for.
+pub fn s3_object_of(url: &Url) -> Option<(String, String)> {
+    if url.query().is_some() || url.scheme() != "https" && url.scheme() != "http" {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let labels: Vec<&str> = host.strip_suffix(".amazonaws.com")?.split('.').collect();
+    let is_s3 = |l: &str| l == "s3" || l.starts_with("s3-");
+    let path = percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    let (bucket, key) = if is_s3(labels[0]) {
+        let (bucket, key) = path.split_once('/')?;
+        (bucket.to_string(), key.to_string())
+    } else {
+        let at = labels.iter().position(|l| is_s3(l))?;
+        (labels[..at].join("."), path)
+    };
+    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
+}
+
 /// Writes `<path>.part`, then renames it to `path`, so `path` is always whole.
 pub fn write_whole(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let mut part = path.as_os_str().to_owned();
@@ -645,9 +793,7 @@ fn request_error(e: reqwest::Error) -> FetchError {
     if let Some(b) = find_source::<Blocked>(&e) {
         return FetchError::Blocked(b.0.clone());
     }
-    if e.is_redirect() {
-        FetchError::Redirects(e)
-    } else if e.is_timeout() {
+    if e.is_timeout() {
         FetchError::Timeout(e)
     } else if e.is_connect() {
         FetchError::Connect(e)
@@ -708,6 +854,34 @@ mod tests {
         let local = Url::parse("http://127.0.0.1:8080/a.jpg").unwrap();
         assert!(check_target(&local, closed).is_err());
         assert!(check_target(&local, open).is_ok());
+    }
+
+    #[test]
+    fn aws_object_urls_are_recognised_in_both_styles() {
+        let of = |u: &str| s3_object_of(&Url::parse(u).unwrap());
+        let pair = |b: &str, k: &str| Some((b.to_string(), k.to_string()));
+        assert_eq!(
+            of("https://photos.s3.eu-west-1.amazonaws.com/2026/a%20b.jpg"),
+            pair("photos", "2026/a b.jpg")
+        );
+        assert_eq!(
+            of("https://my.dotted.bucket.s3.amazonaws.com/x.png"),
+            pair("my.dotted.bucket", "x.png")
+        );
+        assert_eq!(
+            of("https://s3.us-east-2.amazonaws.com/photos/raw/x.jpg"),
+            pair("photos", "raw/x.jpg")
+        );
+        assert_eq!(of("https://s3-us-west-2.amazonaws.com/b/k"), pair("b", "k"));
+        for other in [
+            "https://photos.s3.amazonaws.com/x.jpg?X-Amz-Signature=abc",
+            "https://example.com/photos/x.jpg",
+            "https://ec2.amazonaws.com/x",
+            "https://photos.s3.amazonaws.com/",
+            "https://s3.amazonaws.com/photos",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
     }
 
     #[test]

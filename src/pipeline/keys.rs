@@ -52,6 +52,233 @@ pub fn object_key(
     join_key(prefix, &format!("{}.{}", hex(&derived), format.extension()))
 }
 
+/// `--key-template`: object names a user chooses, from the row instead of
+/// the content. Parsed once; recorded in the journal as its text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Prefix,
+    Column(String),
+    UrlPath,
+    UrlHost,
+    UrlStem,
+    Ext,
+    Row,
+}
+
+/// The most a key may be, in bytes (S3's limit).
+const MAX_KEY_LEN: usize = 1024;
+
+impl KeyTemplate {
+    pub fn parse(text: &str) -> Result<KeyTemplate, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(['{', '}']) {
+            literal.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            // `{{` and `}}` are a brace.
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                literal.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('}') {
+                return Err(format!(
+                    "{text:?}: a `}}` without its `{{` (write `}}}}` for a brace)"
+                ));
+            }
+            let Some(end) = tail.find('}') else {
+                return Err(format!("{text:?}: a `{{` without its `}}`"));
+            };
+            let name = &tail[1..end];
+            let part = match name {
+                "prefix" => Part::Prefix,
+                "url_path" => Part::UrlPath,
+                "url_host" => Part::UrlHost,
+                "url_stem" => Part::UrlStem,
+                "ext" => Part::Ext,
+                "row" => Part::Row,
+                _ => match name.strip_prefix("column:") {
+                    Some(column) if !column.is_empty() => Part::Column(column.to_string()),
+                    _ => {
+                        return Err(format!(
+                            "{text:?}: unknown placeholder {{{name}}}; known: {{prefix}}, \
+                             {{column:NAME}}, {{url_path}}, {{url_host}}, {{url_stem}}, {{ext}}, {{row}}"
+                        ));
+                    }
+                },
+            };
+            if !literal.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut literal)));
+            }
+            parts.push(part);
+            rest = &tail[end + 1..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        if parts.iter().filter(|p| **p == Part::Ext).count() > 1 {
+            return Err(format!("{text:?}: {{ext}} may appear once"));
+        }
+        if !parts.iter().any(|p| {
+            matches!(
+                p,
+                Part::Column(_) | Part::UrlPath | Part::UrlStem | Part::Row
+            )
+        }) {
+            return Err(format!(
+                "{text:?} gives every row the same name; use {{column:NAME}}, {{url_path}}, \
+                 {{url_stem}} or {{row}}"
+            ));
+        }
+        Ok(KeyTemplate {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The input columns the template reads.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Column(c) => Some(c.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The name of one row, its extension left for when the output's format
+    /// is known. `column` gives the row's value of a column the template
+    /// reads. An error is the row's: its failure message.
+    pub fn render(
+        &self,
+        prefix: &str,
+        row: u64,
+        url: &str,
+        column: impl Fn(&str) -> Option<String>,
+    ) -> Result<ObjectName, String> {
+        let parsed = url::Url::parse(url).ok();
+        let (mut head, mut tail) = (String::new(), None::<String>);
+        for part in &self.parts {
+            let value = match part {
+                Part::Text(t) => t.clone(),
+                Part::Prefix => prefix.to_string(),
+                Part::Row => row.to_string(),
+                Part::Column(c) => match column(c).map(|v| v.trim().to_string()) {
+                    Some(v) if !v.is_empty() => v,
+                    _ => return Err(format!("--key-template: column {c:?} is empty on this row")),
+                },
+                Part::UrlHost => {
+                    url_part(url, parsed.as_ref(), |u| u.host_str().map(String::from))?
+                }
+                Part::UrlPath => url_part(url, parsed.as_ref(), |u| url_path(url, u))?,
+                Part::UrlStem => url_part(url, parsed.as_ref(), |u| {
+                    let path = url_path(url, u)?;
+                    let name = path.rsplit('/').next()?;
+                    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+                    (!stem.is_empty()).then(|| stem.to_string())
+                })?,
+                Part::Ext => {
+                    tail = Some(String::new());
+                    continue;
+                }
+            };
+            match &mut tail {
+                Some(t) => t.push_str(&value),
+                None => head.push_str(&value),
+            }
+        }
+        let name = ObjectName { head, tail };
+        let key = name.key("jpeg");
+        if key.len() > MAX_KEY_LEN {
+            return Err(format!(
+                "--key-template gives a name of {} bytes, over S3's {MAX_KEY_LEN}",
+                key.len()
+            ));
+        }
+        if key.chars().any(char::is_control) {
+            return Err("--key-template gives a name with control characters".into());
+        }
+        if key.starts_with('/') || key.split('/').any(|s| s == "." || s == "..") {
+            return Err(format!(
+                "--key-template gives {key:?}, which has an empty, `.` or `..` path segment"
+            ));
+        }
+        Ok(name)
+    }
+}
+
+/// A row's URL part, or the row's error when the URL has none.
+fn url_part(
+    raw: &str,
+    url: Option<&url::Url>,
+    part: impl Fn(&url::Url) -> Option<String>,
+) -> Result<String, String> {
+    url.and_then(part).ok_or_else(|| {
+        format!(
+            "--key-template: {} has no such part for the name",
+            crate::redact::RawUrl(raw)
+        )
+    })
+}
+
+/// A URL's path without the leading slash, percent-decoded (as rclone names
+/// a download after its URL), or an `s3://` URL's key as written (as the
+/// fetch stage reads it); `None` when empty.
+fn url_path(raw: &str, url: &url::Url) -> Option<String> {
+    if let Some(rest) = raw.strip_prefix("s3://") {
+        let key = rest.split_once('/').map_or("", |(_, key)| key);
+        return (!key.is_empty()).then(|| key.to_string());
+    }
+    let path = url.path().trim_start_matches('/');
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    (!path.is_empty()).then(|| path.into_owned())
+}
+
+impl TryFrom<String> for KeyTemplate {
+    type Error = String;
+    fn try_from(text: String) -> Result<KeyTemplate, String> {
+        KeyTemplate::parse(&text)
+    }
+}
+
+impl From<KeyTemplate> for String {
+    fn from(t: KeyTemplate) -> String {
+        t.text
+    }
+}
+
+/// A row's object name from `--key-template`: `head`, then, if the template
+/// has `{ext}`, the output's extension and `tail`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectName {
+    head: String,
+    tail: Option<String>,
+}
+
+impl ObjectName {
+    pub fn key(&self, extension: &str) -> String {
+        match &self.tail {
+            Some(tail) => format!("{}{extension}{tail}", self.head),
+            None => self.head.clone(),
+        }
+    }
+}
+
+/// The tag stored with an object named by `--key-template`: its content key
+/// without prefix, which names the source's bytes and the recipe. An object
+/// under the name with another tag (or none) is other content.
+pub fn content_tag(content_key: &str) -> &str {
+    content_key.rsplit('/').next().unwrap_or(content_key)
+}
+
 /// Stable file name for a URL's download in the work directory (no extension).
 pub fn download_stem(url: &str) -> String {
     hex(&blake3::hash(url.as_bytes()).as_bytes()[..16])
@@ -155,5 +382,60 @@ mod tests {
             download_stem("https://example.com/a.jpg"),
             "17207da83b7770fce81106ab583c940f"
         );
+    }
+
+    #[test]
+    fn key_templates_render_rows_to_pinned_names() {
+        let t = KeyTemplate::parse("{prefix}{column:id}/{url_stem}.{ext}").unwrap();
+        let id = |c: &str| (c == "id").then(|| " 42 ".to_string());
+        let name = t
+            .render(
+                "gray/",
+                7,
+                "https://cdn.example.com/a/b/Photo%20One.JPG?x=1",
+                id,
+            )
+            .unwrap();
+        assert_eq!(name.key("jpg"), "gray/42/Photo One.jpg");
+        let t = KeyTemplate::parse("m/{url_host}/{url_path}").unwrap();
+        let name = t
+            .render("", 0, "https://cdn.example.com/a/b.png", |_| None)
+            .unwrap();
+        assert_eq!(name.key("png"), "m/cdn.example.com/a/b.png");
+        // An s3:// key is taken as written, as the fetch stage reads it.
+        let name = t
+            .render("", 0, "s3://photos/raw/a%41.jpg", |_| None)
+            .unwrap();
+        assert_eq!(name.key("jpg"), "m/photos/raw/a%41.jpg");
+        let t = KeyTemplate::parse("{{{row}}}.{ext}").unwrap();
+        assert_eq!(
+            t.render("", 3, "http://h/x", |_| None).unwrap().key("gif"),
+            "{3}.gif"
+        );
+        // Recorded as its text, and read back the same.
+        let text: String = t.clone().into();
+        assert_eq!(KeyTemplate::try_from(text).unwrap(), t);
+    }
+
+    #[test]
+    fn key_templates_refuse_what_cannot_name_rows_apart() {
+        for bad in [
+            "all.{ext}",
+            "{prefix}{ext}",
+            "{column:id}.{ext}.{ext}",
+            "{nope}",
+            "{column:}",
+            "{row",
+            "row}",
+        ] {
+            assert!(KeyTemplate::parse(bad).is_err(), "{bad}");
+        }
+        let t = KeyTemplate::parse("{column:id}.{ext}").unwrap();
+        let empty = t.render("", 0, "http://h/x", |_| Some("  ".into()));
+        assert!(empty.unwrap_err().contains("empty"));
+        let dots = t.render("", 0, "http://h/x", |_| Some("../etc".into()));
+        assert!(dots.is_err());
+        let long = t.render("", 0, "http://h/x", |_| Some("x".repeat(1100)));
+        assert!(long.unwrap_err().contains("1024"));
     }
 }

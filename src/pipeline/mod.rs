@@ -214,8 +214,9 @@ impl<S: ObjectStore> Pipeline<S> {
             budget,
             upload: Uploader::new(store, c.uploads, Arc::clone(&control)),
             identical: Arc::default(),
+            // The URL index names content keys; a chosen name is its own index.
             index: UrlIndex::new(
-                settings.url_markers,
+                settings.url_markers && settings.key_template.is_none(),
                 &settings.store.prefix,
                 settings.jpeg_engine,
                 key_options.clone(),
@@ -447,6 +448,10 @@ impl<S: ObjectStore> Pipeline<S> {
             // (the URL index says so); else fetch it, or take the whole
             // download a killed run left behind.
             JobState::Pending => {
+                if let Some(Err(why)) = &rec.name {
+                    let failure = Failure::new(FailureClass::ObjectName, why.clone());
+                    return Err(Setback::Failed(failure));
+                }
                 if let Some(key) = self.index.lookup(&rec.url, &self.upload).await? {
                     let input = self.fetch.left_behind_path(&rec.url);
                     let output = self.convert.output_path(&key);
@@ -464,15 +469,9 @@ impl<S: ObjectStore> Pipeline<S> {
             // gone or changed). Identical content in flight, or an object
             // already in the bucket, ends the row; else convert.
             JobState::Downloaded { source } => {
-                let key = keys::object_key(
-                    &self.settings.store.prefix,
-                    &source.hash,
-                    source.format,
-                    self.settings.jpeg_engine,
-                    self.key_options.as_deref(),
-                );
+                let (key, tag) = self.target(rec, source);
                 let input = Some(source.path.clone());
-                if let Some(shared) = self.lead_or_follow(&key, carry).await {
+                if let Some(shared) = self.lead_or_follow(&key, tag.as_deref(), carry).await {
                     return shared
                         .map(|output| self.reused(&key, input, output))
                         .map_err(Setback::Failed);
@@ -480,7 +479,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 // Without the HEAD (a store that honours `If-None-Match`),
                 // the conditional PUT finds an object that is already there.
                 let head = self.settings.heads_before_put();
-                if head && !carry.checked_absent && self.upload.exists(&key).await? {
+                if head && !carry.checked_absent && self.present(&key, tag.as_deref()).await? {
                     let output = self.convert.output_path(&key);
                     return Ok(self.reused(&key, input, output.exists().then_some(output)));
                 }
@@ -515,7 +514,8 @@ impl<S: ObjectStore> Pipeline<S> {
             } => {
                 let fresh = carry.checked_absent;
                 let input = || (fresh || source.path.exists()).then(|| source.path.clone());
-                if let Some(shared) = self.lead_or_follow(key, carry).await {
+                let (_, tag) = self.target(rec, source);
+                if let Some(shared) = self.lead_or_follow(key, tag.as_deref(), carry).await {
                     return shared
                         .map(|output| self.reused(key, input(), output))
                         .map_err(Setback::Failed);
@@ -531,14 +531,25 @@ impl<S: ObjectStore> Pipeline<S> {
                         }
                     },
                 };
-                if self.settings.heads_before_put() && !fresh && self.upload.exists(key).await? {
+                if self.settings.heads_before_put()
+                    && !fresh
+                    && self.present(key, tag.as_deref()).await?
+                {
                     return Ok(self.reused(key, input(), Some(output.clone())));
                 }
                 let started = Instant::now();
                 let put = self
                     .upload
-                    .put_if_absent(key, body, source.format.mime())
+                    .put_if_absent(key, body, source.format.mime(), tag.as_deref())
                     .await?;
+                // A chosen name already taken: by this content (a rerun), or
+                // by other content, which is not overwritten.
+                if put == PutOutcome::AlreadyPresent
+                    && tag.is_some()
+                    && !self.present(key, tag.as_deref()).await?
+                {
+                    return Err(Setback::Failed(name_taken(&self.upload.object_url(key))));
+                }
                 carry.figures.upload_ms = started.elapsed().as_millis() as u64;
                 Ok(JobState::Uploaded(Uploaded {
                     key: key.clone(),
@@ -553,18 +564,58 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// Makes this row the leader for `key`, or waits for the row that is.
-    /// `Some` is the leader's outcome: the output it kept, or its failure.
+    /// Where a row's object goes: its key, and for a `--key-template` name
+    /// the tag that says what the object holds (its content key).
+    fn target(&self, rec: &JobRecord, source: &crate::job::SourceFile) -> (String, Option<String>) {
+        let content = keys::object_key(
+            &self.settings.store.prefix,
+            &source.hash,
+            source.format,
+            self.settings.jpeg_engine,
+            self.key_options.as_deref(),
+        );
+        match &rec.name {
+            Some(Ok(name)) => (
+                name.key(source.format.extension()),
+                Some(keys::content_tag(&content).to_string()),
+            ),
+            _ => (content, None),
+        }
+    }
+
+    /// Whether the row's object is in the bucket. A content key holds its
+    /// content by construction; a chosen name must hold this row's (its
+    /// tag), and other content under it fails the row.
+    async fn present(&self, key: &str, tag: Option<&str>) -> Result<bool, Setback> {
+        let Some(tag) = tag else {
+            return Ok(self.upload.exists(key).await?);
+        };
+        match self.upload.tag_of(key).await? {
+            None => Ok(false),
+            Some(Some(found)) if found == tag => Ok(true),
+            Some(_) => Err(Setback::Failed(name_taken(&self.upload.object_url(key)))),
+        }
+    }
+
+    /// Makes this row the leader for `key` (with its tag, for a chosen name:
+    /// rows naming one object with different content are not identical), or
+    /// waits for the row that is. `Some` is the leader's outcome: the output
+    /// it kept, or its failure.
     async fn lead_or_follow(
         &self,
         key: &str,
+        tag: Option<&str>,
         carry: &mut Carry,
     ) -> Option<Result<Option<PathBuf>, Failure>> {
         if carry.claim.is_some() {
             return None;
         }
+        let claim_key = match tag {
+            Some(tag) => format!("{key}\0{tag}"),
+            None => key.to_string(),
+        };
         loop {
-            let waiter = match self.identical.enter(key) {
+            let waiter = match self.identical.enter(&claim_key) {
                 Entry::Lead(claim) => {
                     carry.claim = Some(claim);
                     return None;
@@ -639,6 +690,17 @@ impl<S: ObjectStore> Pipeline<S> {
         );
         self.reporter.row_finished(false);
     }
+}
+
+/// The failure of a row whose chosen name holds other content.
+fn name_taken(object_url: &str) -> Failure {
+    Failure::new(
+        FailureClass::ObjectName,
+        format!(
+            "{object_url} already holds other content (another row's, or another run's with \
+             other options); not overwritten: give rows distinct names with --key-template"
+        ),
+    )
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -74,6 +74,7 @@ fn settings(dir: &Path) -> Settings {
             per_host: 2,
             converts: 1,
             uploads: 2,
+            per_host_rps: None,
         },
         retry: RetryPolicy {
             attempts: 1,
@@ -88,6 +89,8 @@ fn settings(dir: &Path) -> Settings {
         jpeg_engine: crate::settings::JpegEngine::Lossless,
         head_before_put: crate::settings::HeadBeforePut::Always,
         memory_budget: Some(256 << 20),
+        http: Default::default(),
+        key_template: None,
     }
 }
 
@@ -180,6 +183,7 @@ impl Resume {
             row: 0,
             url: self.url.clone(),
             kept: Vec::new(),
+            name: None,
         }));
         let journal = Arc::new(Journal::create(&state_dir, info, true, rows).unwrap());
         let crashed = journal.writer();

@@ -70,15 +70,22 @@ impl<S: ObjectStore> Uploader<S> {
         self.count(self.store.exists(key).await)
     }
 
+    /// The tag stored with `key`, if there is an object (see `ObjectStore::tag_of`).
+    pub async fn tag_of(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
+        let _slot = self.slots.acquire().await.expect("never closed");
+        self.count(self.store.tag_of(key).await)
+    }
+
     /// Uploads `body` to `key` unless an object is already there.
     pub async fn put_if_absent(
         &self,
         key: &str,
         body: Bytes,
         content_type: &str,
+        tag: Option<&str>,
     ) -> Result<PutOutcome, StoreError> {
         let _slot = self.slots.acquire().await.expect("never closed");
-        self.count(self.store.put_if_absent(key, body, content_type).await)
+        self.count(self.store.put_if_absent(key, body, content_type, tag).await)
     }
 
     /// Writes `body` to `key`, replacing what is there (URL index objects).

@@ -28,13 +28,22 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Whether `key` exists. A permission error is an error, never "missing".
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Uploads `body` unless `key` already exists.
+    /// Uploads `body` unless `key` already exists, with `tag` (what the
+    /// object holds, for names that do not say it) in its metadata.
     fn put_if_absent(
         &self,
         key: &str,
         body: Bytes,
         content_type: &str,
+        tag: Option<&str>,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// The tag `put_if_absent` stored with `key`: `None` when there is no
+    /// object, `Some(None)` for an object without one.
+    fn tag_of(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send;
 
     /// An object's bytes, or `None` when there is no such key.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
@@ -70,8 +79,15 @@ impl<S: ObjectStore> ObjectStore for std::sync::Arc<S> {
         key: &str,
         body: Bytes,
         content_type: &str,
+        tag: Option<&str>,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
-        (**self).put_if_absent(key, body, content_type)
+        (**self).put_if_absent(key, body, content_type, tag)
+    }
+    fn tag_of(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send {
+        (**self).tag_of(key)
     }
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {
         (**self).get(key)
@@ -186,6 +202,7 @@ pub mod memory {
         pub puts: Mutex<Vec<String>>,
         /// Keys of every HEAD, in order.
         pub heads: Mutex<Vec<String>>,
+        pub tags: Mutex<HashMap<String, String>>,
     }
 
     impl ObjectStore for MemoryStore {
@@ -198,6 +215,7 @@ pub mod memory {
             key: &str,
             body: Bytes,
             _: &str,
+            tag: Option<&str>,
         ) -> Result<PutOutcome, StoreError> {
             self.puts.lock().unwrap().push(key.to_string());
             let mut objects = self.objects.lock().unwrap();
@@ -205,7 +223,20 @@ pub mod memory {
                 return Ok(PutOutcome::AlreadyPresent);
             }
             objects.insert(key.to_string(), body);
+            if let Some(tag) = tag {
+                self.tags
+                    .lock()
+                    .unwrap()
+                    .insert(key.to_string(), tag.to_string());
+            }
             Ok(PutOutcome::Created)
+        }
+        async fn tag_of(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
+            self.heads.lock().unwrap().push(key.to_string());
+            if !self.objects.lock().unwrap().contains_key(key) {
+                return Ok(None);
+            }
+            Ok(Some(self.tags.lock().unwrap().get(key).cloned()))
         }
         async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
             Ok(self.objects.lock().unwrap().get(key).cloned())

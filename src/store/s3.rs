@@ -29,6 +29,10 @@ use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::types::{ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass};
 
 /// An S3 bucket with batchimg's retry policy around every call.
+/// The user metadata (`x-amz-meta-batchimg-content`) that says what an
+/// object named by `--key-template` holds: its content key.
+const TAG_METADATA: &str = "batchimg-content";
+
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and \
     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (with ~/.aws/credentials), or run with an instance or \
     pod role";
@@ -248,6 +252,10 @@ impl S3Store {
 
 impl ObjectStore for S3Store {
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.tag_of(key).await?.is_some())
+    }
+
+    async fn tag_of(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
         let (result, _) = with_retry(&self.retry, "HEAD", || async {
             match self
                 .client
@@ -259,11 +267,13 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
             {
-                Ok(_) => Ok(true),
+                Ok(head) => Ok(Some(
+                    head.metadata().and_then(|m| m.get(TAG_METADATA)).cloned(),
+                )),
                 Err(SdkError::ServiceError(e))
                     if matches!(e.err(), HeadObjectError::NotFound(_)) =>
                 {
-                    Ok(false)
+                    Ok(None)
                 }
                 Err(e) => Err(classify("HEAD", key, e)),
             }
@@ -277,10 +287,14 @@ impl ObjectStore for S3Store {
         key: &str,
         body: Bytes,
         content_type: &str,
+        tag: Option<&str>,
     ) -> Result<PutOutcome, StoreError> {
         let (result, _) = with_retry(&self.retry, "PUT", || async {
-            let sent = self
-                .put_request(&self.bucket, key, true)
+            let mut put = self.put_request(&self.bucket, key, true);
+            if let Some(tag) = tag {
+                put = put.metadata(TAG_METADATA, tag);
+            }
+            let sent = put
                 .content_type(content_type)
                 .if_none_match("*")
                 .body(ByteStream::from(body.clone()))

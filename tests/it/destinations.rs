@@ -3,7 +3,7 @@
 //! headers, metadata, tags) read back from a server that keeps them (moto).
 
 use crate::support::moto::MotoServer;
-use crate::support::{Env, RUN, Reply, images};
+use crate::support::{Env, RUN, Reply, assert_no_key_put_twice, images};
 
 const OPTIONS: [&str; 21] = [
     "--storage-class",
@@ -319,4 +319,134 @@ async fn a_warehouse_export_keeps_its_columns_through_the_failed_csv() {
         .await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("no column named \"link\""), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_template_names_objects_and_refuses_to_overwrite_other_content() {
+    let env = Env::new().await;
+    let one = images::jpeg(30, 20, 81);
+    let img1 = env.http.route("/one.jpg", Reply::jpeg(one.clone()));
+    let img2 = env
+        .http
+        .route("/two.jpg", Reply::jpeg(images::jpeg(30, 20, 82)));
+    let img3 = env
+        .http
+        .route("/three.jpg", Reply::jpeg(images::jpeg(30, 20, 83)));
+    let copy = env.http.route("/copy-of-one.jpg", Reply::jpeg(one));
+    let nameless = env
+        .http
+        .route("/nameless.jpg", Reply::jpeg(images::jpeg(30, 20, 84)));
+    // Rows 0 and 2 want one name with different bytes; row 3 has row 0's
+    // bytes under a name of its own; row 4 has no id.
+    let csv = format!("id,url\na1,{img1}\na2,{img2}\na1,{img3}\na4,{copy}\n,{nameless}\n");
+    std::fs::write(env.path("in.csv"), csv).unwrap();
+    let args = [
+        "run",
+        "--input",
+        "in.csv",
+        "--output",
+        "out.csv",
+        "--output-failed",
+        "failed.csv",
+        "--url-column",
+        "url",
+        "--key-template",
+        "{prefix}named/{column:id}.{ext}",
+    ];
+    let run = env.run(&args).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let out = env.csv("out.csv");
+    let keys: Vec<String> = out[1..].iter().map(|r| env.key_of_s3url(&r[3])).collect();
+    assert_eq!(out.len(), 4, "{out:?}");
+    for key in ["named/a2.jpg", "named/a4.jpg", "named/a1.jpg"] {
+        assert!(
+            keys.contains(&key.to_string()),
+            "{key} missing from {keys:?}"
+        );
+        assert!(env.s3.object(key).is_some(), "{key} not stored");
+    }
+    // One of the two rows named a1 won; the other failed, and the object
+    // holds the winner's output, not the loser's.
+    let failed = env.csv("failed.csv");
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    let losers: Vec<&str> = failed[1..].iter().map(|r| r[0].as_str()).collect();
+    assert!(losers.contains(&nameless.as_str()), "{failed:?}");
+    assert!(
+        losers.contains(&img1.as_str()) ^ losers.contains(&img3.as_str()),
+        "exactly one a1 row fails: {failed:?}"
+    );
+    assert!(run.stderr.contains("object-name"), "{run:?}");
+    assert!(
+        run.stderr.contains("already holds other content"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("column \"id\" is empty"), "{run:?}");
+    assert_eq!(
+        env.http.hits("/nameless.jpg"),
+        0,
+        "no download for a row without a name"
+    );
+    let winner = out[1..]
+        .iter()
+        .find(|r| r[3].ends_with("named/a1.jpg"))
+        .unwrap();
+    let stored = env.s3.object("named/a1.jpg").unwrap();
+    assert_eq!(
+        std::fs::read(&winner[2]).unwrap(),
+        stored,
+        "a1 holds its row's output"
+    );
+    assert_no_key_put_twice(&env);
+
+    // Again without the journal (and its files): the names hold this content,
+    // so nothing is uploaded again.
+    let puts = env.s3.image_puts().len();
+    std::fs::remove_dir_all(env.path(".batchimg")).unwrap();
+    let again = env.run(&args).await;
+    assert_eq!(again.code, 1, "{again:?}");
+    assert_eq!(env.s3.image_puts().len(), puts, "{again:?}");
+    assert_eq!(env.csv("out.csv").len(), 4);
+
+    // A template that names every row alike, or an unknown placeholder, is
+    // a usage error before any work.
+    for bad in ["{prefix}all.{ext}", "{column:id}.{extension}"] {
+        let mut with = args.to_vec();
+        *with.last_mut().unwrap() = bad;
+        with.push("--fresh");
+        let out = env.run(&with).await;
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(out.stderr.contains("--key-template"), "{out:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_object_urls_are_read_through_the_sdk_when_asked() {
+    let env = Env::new().await;
+    let src = env.s3.root.path().join("photos-src");
+    std::fs::create_dir_all(src.join("raw")).unwrap();
+    std::fs::write(src.join("raw/a b.jpg"), images::jpeg(40, 30, 91)).unwrap();
+    std::fs::write(src.join("c.jpg"), images::jpeg(40, 30, 92)).unwrap();
+    // Neither host is ever connected to: the SDK reads from the configured
+    // endpoint (the local server), so the rows succeed without internet.
+    let rows = [
+        "https://photos-src.s3.us-east-1.amazonaws.com/raw/a%20b.jpg".to_string(),
+        "https://s3.us-east-1.amazonaws.com/photos-src/c.jpg".to_string(),
+    ];
+    env.input("in.csv", &rows);
+    let mut args = RUN.to_vec();
+    args.push("--sign-s3-urls");
+    let out = env.run(&args).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let gets: Vec<String> = env
+        .s3
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && (r.key == "raw/a b.jpg" || r.key == "c.jpg"))
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert!(gets.contains(&"raw/a b.jpg".to_string()), "{gets:?}");
+    let done = env.csv("out.csv");
+    assert_eq!(done[1][0], rows[0]);
+    assert_eq!(done[2][0], rows[1]);
 }

@@ -8,6 +8,7 @@ mod engine;
 mod foundation;
 mod journal;
 mod memory;
+mod network;
 mod production;
 mod security;
 mod shard;

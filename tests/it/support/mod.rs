@@ -12,6 +12,7 @@
 pub mod cgroup;
 pub mod images;
 pub mod moto;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,6 +55,12 @@ pub enum Reply {
     Redirect(String),
     /// Waits, then answers.
     Delay(Duration, Box<Reply>),
+    /// 401 unless the request has this header with this value, else `then`.
+    RequireHeader {
+        name: &'static str,
+        value: String,
+        then: Box<Reply>,
+    },
 }
 
 impl Reply {
@@ -75,6 +82,15 @@ impl Reply {
 struct Routes {
     replies: HashMap<String, Reply>,
     hits: HashMap<String, u32>,
+    seen: Vec<Seen>,
+}
+
+/// One request the image server received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: axum::http::HeaderMap,
+    pub at: std::time::Instant,
 }
 
 /// A loopback HTTP server with scripted routes.
@@ -118,12 +134,23 @@ impl ImageServer {
     pub fn total_hits(&self) -> u32 {
         self.routes.lock().unwrap().hits.values().sum()
     }
+
+    /// Every request received, in order of arrival.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.routes.lock().unwrap().seen.clone()
+    }
 }
 
 async fn serve_route(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
     let (reply, n) = {
         let mut r = routes.lock().unwrap();
+        r.seen.push(Seen {
+            path: path.clone(),
+            headers: headers.clone(),
+            at: std::time::Instant::now(),
+        });
         let n = {
             let hits = r.hits.entry(path.clone()).or_default();
             *hits += 1;
@@ -132,13 +159,20 @@ async fn serve_route(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> 
         (r.replies.get(&path).cloned(), n)
     };
     match reply {
-        Some(reply) => answer(reply, n).await,
+        Some(reply) => answer(reply, n, &headers).await,
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-async fn answer(reply: Reply, n: u32) -> Response {
+async fn answer(reply: Reply, n: u32, headers: &axum::http::HeaderMap) -> Response {
     match reply {
+        Reply::RequireHeader { name, value, then } => {
+            if headers.get(name).and_then(|v| v.to_str().ok()) == Some(value.as_str()) {
+                Box::pin(answer(*then, n, headers)).await
+            } else {
+                StatusCode::UNAUTHORIZED.into_response()
+            }
+        }
         Reply::Ok { content_type, body } => {
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
@@ -157,7 +191,7 @@ async fn answer(reply: Reply, n: u32) -> Response {
                 }
                 resp
             } else {
-                Box::pin(answer(*then, n - times)).await
+                Box::pin(answer(*then, n - times, headers)).await
             }
         }
         Reply::BreakOff { body, sent } => {
@@ -177,7 +211,7 @@ async fn answer(reply: Reply, n: u32) -> Response {
         Reply::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
         Reply::Delay(d, then) => {
             tokio::time::sleep(d).await;
-            Box::pin(answer(*then, n)).await
+            Box::pin(answer(*then, n, headers)).await
         }
     }
 }
