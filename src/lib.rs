@@ -15,6 +15,7 @@ pub mod journal;
 pub mod location;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod netguard;
 pub mod pipeline;
 pub mod progress;

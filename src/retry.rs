@@ -46,6 +46,7 @@ where
     .when(|e: &E| e.is_transient())
     .adjust(|e: &E, delay| delay.map(|d| e.retry_after().map_or(d, |ra| ra.min(policy.max_delay))))
     .notify(|e: &E, delay| {
+        crate::metrics::get().retried(what);
         tracing::debug!(
             attempt = attempts.load(Ordering::Relaxed),
             delay_ms = delay.as_millis() as u64,

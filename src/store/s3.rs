@@ -130,6 +130,7 @@ impl S3Store {
             .set_request_payer(self.request_payer())
             .send()
             .await
+            .inspect(|_| answered("GET"))
             .map_err(|e| classify("GET", key, e))?;
         let length = out.content_length().and_then(|n| u64::try_from(n).ok());
         Ok((length, out.body))
@@ -209,7 +210,7 @@ impl S3Store {
                 .set_expected_bucket_owner(self.options.expected_bucket_owner.clone())
                 .send()
                 .await
-                .map(drop)
+                .map(|_| answered("HEAD bucket"))
                 .map_err(|e| classify("HEAD bucket", &self.bucket, e))
         })
         .await;
@@ -242,7 +243,7 @@ impl S3Store {
                 .body(ByteStream::from(body.clone()))
                 .send()
                 .await
-                .map(drop)
+                .map(|_| answered("PUT"))
                 .map_err(|e| classify("PUT", key, e))
         })
         .await;
@@ -267,12 +268,16 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
             {
-                Ok(head) => Ok(Some(
-                    head.metadata().and_then(|m| m.get(TAG_METADATA)).cloned(),
-                )),
+                Ok(head) => {
+                    answered("HEAD");
+                    Ok(Some(
+                        head.metadata().and_then(|m| m.get(TAG_METADATA)).cloned(),
+                    ))
+                }
                 Err(SdkError::ServiceError(e))
                     if matches!(e.err(), HeadObjectError::NotFound(_)) =>
                 {
+                    crate::metrics::get().store_request("HEAD", Some(404));
                     Ok(None)
                 }
                 Err(e) => Err(classify("HEAD", key, e)),
@@ -301,7 +306,10 @@ impl ObjectStore for S3Store {
                 .send()
                 .await;
             match sent {
-                Ok(_) => Ok(PutOutcome::Created),
+                Ok(_) => {
+                    answered("PUT");
+                    Ok(PutOutcome::Created)
+                }
                 Err(e) => {
                     let e = classify("PUT", key, e);
                     if e.status == Some(412) {
@@ -342,6 +350,7 @@ impl ObjectStore for S3Store {
                 .max_keys(max)
                 .send()
                 .await
+                .inspect(|_| answered("LIST"))
                 .map_err(|e| classify("LIST", prefix, e))?;
             let keys = out
                 .contents()
@@ -376,8 +385,14 @@ async fn get_once(store: &S3Store, bucket: &str, key: &str) -> Result<Option<Byt
         .set_expected_bucket_owner(store.owner_of(bucket))
         .set_request_payer(store.request_payer());
     let response = match request.send().await {
-        Ok(r) => r,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
+        Ok(r) => {
+            answered("GET");
+            r
+        }
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
+            crate::metrics::get().store_request("GET", Some(404));
+            return Ok(None);
+        }
         Err(e) => return Err(classify("GET", key, e)),
     };
     let body = response.body.collect().await.map_err(|e| StoreError {
@@ -403,12 +418,18 @@ fn url_base(settings: &StoreSettings) -> String {
 }
 
 /// Maps an SDK error onto the few cases the pipeline decides on.
+/// Counts a request the store answered with success.
+fn answered(kind: &'static str) {
+    crate::metrics::get().store_request(kind, Some(200));
+}
+
 fn classify<E, R>(op: &'static str, key: &str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static + HasStatus,
 {
     let status = err.raw_response().map(|r| r.status_code());
+    crate::metrics::get().store_request(op, status);
     let retry_after = err.raw_response().and_then(|r| r.retry_after());
     let code = err.code().map(str::to_owned);
     let kind = match &err {
