@@ -54,6 +54,7 @@ pub fn main(cli: Cli) -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(status) => status.into(),
+        Err(e) if e.is_broken_pipe() => ExitStatus::Success.into(),
         Err(e) => {
             eprintln!("batchimg: error: {e}");
             e.exit_status().into()

@@ -73,7 +73,9 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
     tracing::info!(
         rows = info.rows,
         duplicates = info.duplicates,
-        shard = ?settings.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        shard = settings
+            .shard
+            .map_or_else(|| "none".to_string(), |s| format!("{}/{}", s.index, s.count)),
         ms = started.elapsed().as_millis() as u64,
         "input recorded in the journal"
     );
