@@ -228,9 +228,19 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Print one JSON object instead of text.
+    /// List every failed row (row, URL with secrets redacted, reason,
+    /// message) instead of the summary, streaming from the journal.
     #[arg(long)]
+    pub failures: bool,
+
+    /// JSON on stdout: one object for the summary; with --failures, one
+    /// object per line (JSON lines), so the list streams into `jq`.
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+
+    /// With --failures: CSV with the header row,url,reason,message.
+    #[arg(long, requires = "failures")]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]
