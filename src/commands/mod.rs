@@ -1,5 +1,6 @@
 //! One module per subcommand; `execute` is the part `run` and `resume` share.
 
+pub mod completions;
 pub mod merge;
 pub mod resume;
 pub mod run;
@@ -72,6 +73,7 @@ async fn execute(
     store: S3Store,
     settings: Arc<Settings>,
     retry: RetryFailed,
+    display: crate::logging::Display,
 ) -> Result<ExitStatus, CommandError> {
     magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
@@ -116,7 +118,7 @@ async fn execute(
             .map_err(journal_error)?;
     }
     let quarantine = Arc::new(Quarantine::start(&state_dir, crashed));
-    let reporter = Arc::new(Bar::stderr());
+    let reporter = Arc::new(Bar::stderr(display.progress));
     reporter.begin(todo);
     let writer = journal.writer();
     let pipeline = Pipeline::new(

@@ -69,7 +69,9 @@ pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
     } else {
         summary(&journal, &args, &mut out).map_err(fatal)?;
     }
-    out.flush().context("cannot write to stdout").map_err(fatal)?;
+    out.flush()
+        .context("cannot write to stdout")
+        .map_err(fatal)?;
     Ok(ExitStatus::Success)
 }
 
@@ -162,7 +164,8 @@ fn summary(journal: &ReadJournal, args: &StatusArgs, out: &mut dyn Write) -> any
         0.0
     };
     let remaining = urls - done;
-    let eta = (throughput > 0.0 && state == RunState::Running).then(|| remaining as f64 / throughput);
+    let eta =
+        (throughput > 0.0 && state == RunState::Running).then(|| remaining as f64 / throughput);
     let percent = if urls == 0 {
         100.0
     } else {
