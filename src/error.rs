@@ -54,10 +54,14 @@ impl CommandError {
     /// success: the reader has what it wanted.
     pub fn is_broken_pipe(&self) -> bool {
         let (CommandError::Usage(e) | CommandError::Fatal(e)) = self;
+        let broken = Some(std::io::ErrorKind::BrokenPipe);
         e.chain().any(|cause| {
-            cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            // serde_json keeps the io::Error inside without a source().
+            cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) == broken
+                || cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(|j| j.io_error_kind())
+                    == broken
         })
     }
 }

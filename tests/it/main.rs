@@ -8,6 +8,7 @@ mod engine;
 mod foundation;
 mod journal;
 mod memory;
+mod operations;
 mod production;
 mod security;
 mod shard;
