@@ -220,7 +220,7 @@ const TOP_FAILURES: usize = 3;
 /// hold: "http-status: 20, network: 7, 2 other".
 fn top_failures(by_class: &[(&'static str, u64)], limit: usize) -> String {
     let mut sorted = by_class.to_vec();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let mut parts: Vec<String> = sorted
         .iter()
         .take(limit)
