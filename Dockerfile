@@ -17,7 +17,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libmagickwand-7.q16-dev libclang-dev pkg-config cmake nasm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# The commit `batchimg --version` names: .git is not in the build context, so
+# pass it, e.g. --build-arg BATCHIMG_COMMIT=$(git rev-parse --short=12 HEAD);
+# without it the version says "unknown".
+ARG BATCHIMG_COMMIT=""
+ENV BATCHIMG_COMMIT=${BATCHIMG_COMMIT}
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src/ src/
 # Cargo.toml declares the `pipeline` bench target; cargo refuses a manifest
 # whose declared targets are missing, even when building only the binary.

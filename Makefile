@@ -35,7 +35,7 @@ crash-test: setup
 	BATCHIMG_CRASH_ROUNDS=25 BATCHIMG_CRASH_ROWS=200 $(CARGO) test --locked --release --test it -- crash --nocapture
 
 docker:
-	docker build -t batchimg .
+	docker build --build-arg BATCHIMG_COMMIT=$$(git rev-parse --short=12 HEAD 2>/dev/null) -t batchimg .
 
 clean:
 	$(CARGO) clean

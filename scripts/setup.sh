@@ -9,3 +9,4 @@ scripts/setup-imagemagick.sh
 scripts/setup-jpeg.sh
 scripts/setup-s3s.sh
 scripts/setup-moto.sh
+scripts/setup-tmux.sh

@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
+
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -17,9 +19,42 @@ Exit codes:
   3    fatal error (object store unreachable, disk full); resume later
   130  interrupted by Ctrl-C or SIGTERM; `batchimg resume` continues";
 
+const STATUS_EXIT_CODES: &str = "\
+Exit codes:
+  0    the report was written (also when its reader closed the pipe early)
+  2    usage error, or no journal in the state directory
+  3    the journal cannot be read";
+
+const MERGE_EXIT_CODES: &str = "\
+Exit codes:
+  0    the merged CSVs were written
+  2    usage or input error (a shard's CSV missing or not from this input)
+  3    fatal error (object store unreachable, disk full)";
+
+const COMPLETIONS_EXIT_CODES: &str = "\
+Exit codes:
+  0    the script was written
+  2    usage error (an unknown shell)";
+
+// Help headings, in the order `--help` shows them; the global options come
+// last because clap appends them to each subcommand's own.
+const INPUT_OUTPUT: &str = "Input and output";
+const S3: &str = "S3";
+const CONCURRENCY: &str = "Concurrency";
+const RETRIES: &str = "Retries";
+const LIMITS: &str = "Limits";
+const SECURITY: &str = "Security";
+const DOWNLOADS: &str = "Downloads (proxy, headers)";
+const LOGGING: &str = "Logging and display (global options)";
+
 /// Resumable batch image processing: download, convert to grayscale, upload to S3.
 #[derive(Debug, Parser)]
-#[command(name = "batchimg", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+#[command(
+    name = "batchimg",
+    version = crate::version::SHORT,
+    after_long_help = EXIT_CODES,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
@@ -34,16 +69,56 @@ pub enum Command {
     ///
     /// Creates a journal in the state directory, so an interrupted run can be
     /// continued with `batchimg resume`.
+    #[command(after_help = EXIT_CODES)]
     Run(Box<RunArgs>),
     /// Continue the run recorded in the state directory where it stopped.
+    #[command(after_help = EXIT_CODES)]
     Resume(ResumeArgs),
     /// Show where the run in the state directory stands (read-only; safe during a run).
+    #[command(after_help = STATUS_EXIT_CODES)]
     Status(StatusArgs),
     /// Merge the output and failed CSVs of a sharded run back into input order.
+    #[command(after_help = MERGE_EXIT_CODES)]
     Merge(MergeArgs),
+    /// Print a shell completion script, e.g. `batchimg completions bash > /etc/bash_completion.d/batchimg`.
+    #[command(after_help = COMPLETIONS_EXIT_CODES)]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Parses the process's command line. Like `Cli::parse`, with the long
+/// `--version` naming the linked image libraries (known only at run time),
+/// and a bad value (`--max-download-bytes 50XB`) reported on one line.
+pub fn parse() -> Cli {
+    let command = Cli::command().long_version(crate::version::long());
+    let matches = command.try_get_matches().unwrap_or_else(|e| exit_with(e));
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_with(e))
+}
+
+fn exit_with(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        // clap adds a blank line and a hint to its message; the first line
+        // already names the flag, the value and what was expected.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        eprintln!("batchimg: {first}");
+        std::process::exit(e.exit_code());
+    }
+    e.exit()
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = LOGGING)]
 pub struct LogArgs {
     /// More log detail: -v shows every stage of every URL, -vv everything.
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -56,6 +131,23 @@ pub struct LogArgs {
     /// Log line format on stderr. RUST_LOG, when set, overrides -v/-q.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BATCHIMG_LOG_FORMAT")]
     pub log_format: LogFormat,
+
+    /// Colour in log lines: `auto` colours only when stderr is a terminal
+    /// and NO_COLOR is unset or empty; `always` and `never` override both [default: auto].
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+
+    /// Never draw the progress bar (it is drawn only when stderr is a terminal).
+    #[arg(long, global = true, env = "BATCHIMG_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
+}
+
+/// When log lines are coloured (`--color`), as ripgrep and rclone spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +159,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = INPUT_OUTPUT)]
 pub struct RunArgs {
     /// Input CSV: a header `url` and one image URL per row.
     #[arg(long, short = 'i', value_name = "CSV")]
@@ -138,7 +231,7 @@ pub struct RunArgs {
     /// {prefix}, {column:NAME} (needs --url-column), {url_path}, {url_host},
     /// {url_stem}, {ext} (the output's extension), {row}. A name already
     /// holding other content fails the row instead of being overwritten.
-    #[arg(long, value_name = "TEMPLATE", env = "BATCHIMG_KEY_TEMPLATE")]
+    #[arg(long, help_heading = S3, value_name = "TEMPLATE", env = "BATCHIMG_KEY_TEMPLATE")]
     pub key_template: Option<String>,
 
     #[command(flatten)]
@@ -152,17 +245,17 @@ pub struct HttpArgs {
     /// ALL_PROXY and NO_PROXY (or their lower-case forms), which are ignored
     /// otherwise. The network policy still applies to each target, checked
     /// before the request goes to the proxy.
-    #[arg(long, env = "BATCHIMG_PROXY_FROM_ENV", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, help_heading = DOWNLOADS, env = "BATCHIMG_PROXY_FROM_ENV", value_parser = clap::builder::FalseyValueParser::new())]
     pub proxy_from_env: bool,
 
     /// Read `https://BUCKET.s3.REGION.amazonaws.com/KEY` and path-style AWS
     /// object URLs through the SDK, signed with the credentials, like
     /// `s3://BUCKET/KEY` rows (URLs with a query, e.g. presigned, stay HTTP).
-    #[arg(long, env = "BATCHIMG_SIGN_S3_URLS", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, help_heading = S3, env = "BATCHIMG_SIGN_S3_URLS", value_parser = clap::builder::FalseyValueParser::new())]
     pub sign_s3_urls: bool,
 
     /// User-Agent of downloads [default: batchimg/VERSION].
-    #[arg(long, value_name = "TEXT", env = "BATCHIMG_USER_AGENT")]
+    #[arg(long, help_heading = DOWNLOADS, value_name = "TEXT", env = "BATCHIMG_USER_AGENT")]
     pub user_agent: Option<String>,
 
     #[command(flatten)]
@@ -176,11 +269,11 @@ pub struct HeaderArgs {
     /// A request header for every download, `Name: value`, e.g.
     /// `Authorization: Bearer …`; repeat it for more. Dropped on a redirect
     /// to another host when it is Authorization or Cookie.
-    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    #[arg(long = "header", short = 'H', help_heading = DOWNLOADS, value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
     /// A file of request headers, one `Name: value` per line (`#` starts a comment).
-    #[arg(long, value_name = "FILE", env = "BATCHIMG_HEADER_FILE")]
+    #[arg(long, help_heading = DOWNLOADS, value_name = "FILE", env = "BATCHIMG_HEADER_FILE")]
     pub header_file: Option<PathBuf>,
 }
 
@@ -188,6 +281,7 @@ pub struct HeaderArgs {
 /// names it. Options that describe the object (all but the last two) are part
 /// of its key: a run with other options uploads new objects.
 #[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = S3)]
 pub struct ObjectArgs {
     /// Storage class of uploaded images, e.g. STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR.
     #[arg(long, value_name = "CLASS", env = "BATCHIMG_STORAGE_CLASS")]
@@ -248,13 +342,14 @@ pub enum RequestPayer {
 
 /// Where `s3://` rows are read from, when not from the destination's endpoint.
 #[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = S3)]
 pub struct SourceArgs {
     /// S3-compatible endpoint for `s3://` rows [default: the destination's].
-    #[arg(long, value_name = "URL", env = "BATCHIMG_SOURCE_ENDPOINT_URL")]
+    #[arg(long, help_heading = S3, value_name = "URL", env = "BATCHIMG_SOURCE_ENDPOINT_URL")]
     pub source_endpoint_url: Option<String>,
 
     /// Region of the `s3://` rows' buckets [default: the destination's].
-    #[arg(long, value_name = "REGION", env = "BATCHIMG_SOURCE_REGION")]
+    #[arg(long, help_heading = S3, value_name = "REGION", env = "BATCHIMG_SOURCE_REGION")]
     pub source_region: Option<String>,
 }
 
@@ -266,7 +361,7 @@ pub struct ResumeArgs {
     /// Also retry the rows that failed: all of them, or only those failed for
     /// the reasons named (comma-separated, e.g. `--retry-failed network,http-status`).
     /// Rows stopped by a store outage or a full disk are not failed and need no flag.
-    #[arg(long, value_name = "REASONS", num_args = 0..=1, require_equals = false, value_delimiter = ',')]
+    #[arg(long, help_heading = RETRIES, value_name = "REASONS", num_args = 0..=1, require_equals = false, value_delimiter = ',')]
     pub retry_failed: Option<Vec<String>>,
 
     #[command(flatten)]
@@ -281,9 +376,19 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Print one JSON object instead of text.
-    #[arg(long)]
+    /// List every failed row (row, URL with secrets redacted, reason,
+    /// message) instead of the summary, streaming from the journal.
+    #[arg(long, help_heading = INPUT_OUTPUT)]
+    pub failures: bool,
+
+    /// JSON on stdout: one object for the summary; with --failures, one
+    /// object per line (JSON lines), so the list streams into `jq`.
+    #[arg(long, help_heading = INPUT_OUTPUT, conflicts_with = "csv")]
     pub json: bool,
+
+    /// With --failures: CSV with the header row,url,reason,message.
+    #[arg(long, help_heading = INPUT_OUTPUT, requires = "failures")]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +427,7 @@ pub struct MergeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = INPUT_OUTPUT)]
 pub struct StateArgs {
     /// Directory holding the journal (and, by default, the work directory).
     #[arg(
@@ -334,6 +440,7 @@ pub struct StateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = S3)]
 pub struct StoreArgs {
     /// Bucket to upload to.
     #[arg(long, env = "S3_BUCKET")]
@@ -361,24 +468,19 @@ pub struct StoreArgs {
 #[derive(Debug, Args, Default, Clone)]
 pub struct TuningArgs {
     /// Where downloaded and converted files are kept [default: <state-dir>/work].
-    #[arg(long, value_name = "DIR", env = "BATCHIMG_WORK_DIR")]
+    #[arg(long, help_heading = INPUT_OUTPUT, value_name = "DIR", env = "BATCHIMG_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
 
     /// Keep no local files: downloads and outputs stay in memory until their
     /// row is uploaded and are never written (otherwise the work directory
     /// keeps about twice each image's size). A resume downloads those rows again.
-    #[arg(long, env = "BATCHIMG_DELETE_LOCAL", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, help_heading = INPUT_OUTPUT, env = "BATCHIMG_DELETE_LOCAL", value_parser = clap::builder::FalseyValueParser::new())]
     pub delete_local: bool,
-
-    /// After SIGTERM or the first Ctrl-C, how long rows in flight may take to
-    /// finish before they are left for `resume` (e.g. `10s`, `1m`) [default: 10s].
-    #[arg(long, value_name = "DURATION", env = "BATCHIMG_STOP_GRACE")]
-    pub stop_grace: Option<humantime::Duration>,
 
     /// How JPEGs become grayscale: `lossless` keeps the JPEG's own luma
     /// (Rec. 601) bit for bit, without decoding; `imagemagick` decodes and
     /// computes Rec. 709 luma, as every other format is [default: lossless].
-    #[arg(long, value_enum, value_name = "ENGINE", env = "BATCHIMG_JPEG_ENGINE")]
+    #[arg(long, help_heading = INPUT_OUTPUT, value_enum, value_name = "ENGINE", env = "BATCHIMG_JPEG_ENGINE")]
     pub jpeg_engine: Option<crate::settings::JpegEngine>,
 
     /// Whether a HEAD checks for an object before its conditional PUT
@@ -386,84 +488,95 @@ pub struct TuningArgs {
     /// condition; always against other endpoints, some of which ignore it [default: auto].
     #[arg(
         long,
+        help_heading = S3,
         value_enum,
         value_name = "WHEN",
         env = "BATCHIMG_HEAD_BEFORE_PUT"
     )]
     pub head_before_put: Option<crate::settings::HeadBeforePut>,
 
-    /// Memory that images in flight may use, e.g. `1GiB`, `700MB`: downloads,
-    /// conversions and uploads wait for room in it, and ImageMagick keeps a
-    /// larger image's pixels on disk [default: half of the container's memory
-    /// limit, else of physical memory].
-    #[arg(long, value_name = "SIZE", env = "BATCHIMG_MEMORY_BUDGET")]
-    pub memory_budget: Option<bytesize::ByteSize>,
-
     /// Concurrent downloads [default: 32].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
     pub downloads: Option<usize>,
 
     /// Concurrent downloads from any one host [default: 8].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
     pub per_host: Option<usize>,
 
     /// Most requests per second to any one host, retries and redirects
     /// included, e.g. `10` or `0.5`, so that a CDN's rate limit is not hit [default: none].
-    #[arg(long, value_name = "RATE", env = "BATCHIMG_PER_HOST_RPS")]
+    #[arg(long, help_heading = CONCURRENCY, value_name = "RATE", env = "BATCHIMG_PER_HOST_RPS")]
     pub per_host_rps: Option<f64>,
 
     /// Concurrent conversions [default: number of cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
     pub converts: Option<usize>,
 
     /// Concurrent uploads and existence checks [default: 32].
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
     pub uploads: Option<usize>,
 
     /// Attempts per network operation, the first included [default: 4].
-    #[arg(long, value_name = "N", env = "BATCHIMG_ATTEMPTS")]
+    #[arg(long, help_heading = RETRIES, value_name = "N", env = "BATCHIMG_ATTEMPTS")]
     pub attempts: Option<u32>,
 
-    /// First retry delay in milliseconds; 0 retries at once [default: 500].
-    #[arg(long, value_name = "MS", env = "BATCHIMG_RETRY_DELAY_MS")]
-    pub retry_delay_ms: Option<u64>,
+    /// First retry delay, e.g. `500ms`, `2s`; a bare number is milliseconds
+    /// (the old --retry-delay-ms); 0 retries at once [default: 500ms].
+    #[arg(long, help_heading = RETRIES, alias = "retry-delay-ms", value_name = "DURATION", env = "BATCHIMG_RETRY_DELAY_MS", value_parser = crate::units::millis)]
+    pub retry_delay: Option<Duration>,
 
-    /// Longest retry delay in milliseconds, also the cap on a server's Retry-After [default: 30000].
-    #[arg(long, value_name = "MS", env = "BATCHIMG_MAX_RETRY_DELAY_MS")]
-    pub max_retry_delay_ms: Option<u64>,
+    /// Longest retry delay, also the cap on a server's Retry-After, e.g.
+    /// `30s`; a bare number is milliseconds [default: 30s].
+    #[arg(long, help_heading = RETRIES, alias = "max-retry-delay-ms", value_name = "DURATION", env = "BATCHIMG_MAX_RETRY_DELAY_MS", value_parser = crate::units::millis)]
+    pub max_retry_delay: Option<Duration>,
 
-    /// Largest image to download, in bytes [default: 52428800 (50 MiB)].
-    #[arg(long, value_name = "BYTES")]
+    /// Memory that images in flight may use, e.g. `1GiB`, `700MB`: downloads,
+    /// conversions and uploads wait for room in it, and ImageMagick keeps a
+    /// larger image's pixels on disk [default: half of the container's memory
+    /// limit, else of physical memory].
+    #[arg(long, help_heading = LIMITS, value_name = "SIZE", env = "BATCHIMG_MEMORY_BUDGET", value_parser = crate::units::size)]
+    pub memory_budget: Option<u64>,
+
+    /// After SIGTERM or the first Ctrl-C, how long rows in flight may take to
+    /// finish before they are left for `resume` (e.g. `10s`, `1m`) [default: 10s].
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION", env = "BATCHIMG_STOP_GRACE", value_parser = crate::units::seconds)]
+    pub stop_grace: Option<Duration>,
+
+    /// Largest image to download, e.g. `50MiB`, `500KB`; a bare number is
+    /// bytes [default: 50MiB].
+    #[arg(long, help_heading = LIMITS, value_name = "SIZE", value_parser = crate::units::size)]
     pub max_download_bytes: Option<u64>,
 
     /// Widest image to convert, in pixels [default: 20000].
-    #[arg(long, value_name = "PX")]
+    #[arg(long, help_heading = LIMITS, value_name = "PX")]
     pub max_width: Option<u32>,
 
     /// Tallest image to convert, in pixels [default: 20000].
-    #[arg(long, value_name = "PX")]
+    #[arg(long, help_heading = LIMITS, value_name = "PX")]
     pub max_height: Option<u32>,
 
     /// Most pixels in one image, all frames together [default: 100000000].
-    #[arg(long, value_name = "PX")]
+    #[arg(long, help_heading = LIMITS, value_name = "PX")]
     pub max_pixels: Option<u64>,
 
-    /// Time limit for one conversion, in seconds [default: 60].
-    #[arg(long, value_name = "SECS")]
-    pub convert_timeout: Option<u64>,
+    /// Time limit for one conversion, e.g. `90s`, `2m`; a bare number is
+    /// seconds [default: 60s].
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION", value_parser = crate::units::seconds)]
+    pub convert_timeout: Option<Duration>,
 
-    /// Time limit for one download, in seconds [default: 120].
-    #[arg(long, value_name = "SECS")]
-    pub download_timeout: Option<u64>,
+    /// Time limit for one download attempt, connection included, e.g. `2m`;
+    /// a bare number is seconds [default: 2m].
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION", value_parser = crate::units::seconds)]
+    pub download_timeout: Option<Duration>,
 
     /// Allow URLs on private and loopback networks (link-local and metadata
     /// addresses stay blocked).
-    #[arg(long, env = "BATCHIMG_ALLOW_PRIVATE_NETWORKS", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, help_heading = SECURITY, env = "BATCHIMG_ALLOW_PRIVATE_NETWORKS", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_private_networks: bool,
 
     /// Don't read or write the URL index in the bucket (which object each URL
     /// produced), which lets a rerun without its journal skip downloads.
-    #[arg(long)]
+    #[arg(long, help_heading = S3)]
     pub no_url_markers: bool,
 }
 
@@ -484,6 +597,55 @@ mod tests {
             assert!(
                 help.contains(&format!("  {code}")),
                 "exit code {code} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn every_subcommand_help_has_exit_codes_and_the_global_options_last() {
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+            let name = sub.get_name().to_string();
+            for help in [sub.render_help(), sub.render_long_help()] {
+                let help = help.to_string();
+                assert!(help.contains("Exit codes:\n  0 "), "{name}: {help}");
+                let logging = help
+                    .find(LOGGING)
+                    .unwrap_or_else(|| panic!("{name}: {help}"));
+                for heading in [
+                    INPUT_OUTPUT,
+                    S3,
+                    CONCURRENCY,
+                    RETRIES,
+                    LIMITS,
+                    SECURITY,
+                    DOWNLOADS,
+                ] {
+                    if let Some(at) = help.find(&format!("{heading}:")) {
+                        assert!(at < logging, "{name}: {heading} after the global options");
+                    }
+                }
+            }
+        }
+        let run = cli
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_help()
+            .to_string();
+        for heading in [
+            INPUT_OUTPUT,
+            S3,
+            CONCURRENCY,
+            RETRIES,
+            LIMITS,
+            SECURITY,
+            DOWNLOADS,
+            LOGGING,
+        ] {
+            assert!(
+                run.contains(&format!("{heading}:")),
+                "run help lacks {heading}"
             );
         }
     }

@@ -27,13 +27,17 @@ impl From<ExitStatus> for ExitCode {
 }
 
 /// An error that stops a command, with the exit status it maps to.
+///
+/// Displayed as one line through [`chain`], not anyhow's `{:#}`: an error
+/// whose message already quotes its source (`cannot read x: No such file…`)
+/// would otherwise print that source twice.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The user must change something before trying again (exit 2).
-    #[error("{0:#}")]
+    #[error("{}", chain(&**.0))]
     Usage(anyhow::Error),
     /// Something outside the input failed (exit 3).
-    #[error("{0:#}")]
+    #[error("{}", chain(&**.0))]
     Fatal(anyhow::Error),
 }
 
@@ -43,6 +47,22 @@ impl CommandError {
             CommandError::Usage(_) => ExitStatus::Usage,
             CommandError::Fatal(_) => ExitStatus::Fatal,
         }
+    }
+
+    /// Whether the command stopped because stdout was closed under it
+    /// (`batchimg status | head -1`). Like ripgrep, that ends quietly with
+    /// success: the reader has what it wanted.
+    pub fn is_broken_pipe(&self) -> bool {
+        let (CommandError::Usage(e) | CommandError::Fatal(e)) = self;
+        let broken = Some(std::io::ErrorKind::BrokenPipe);
+        e.chain().any(|cause| {
+            // serde_json keeps the io::Error inside without a source().
+            cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) == broken
+                || cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(|j| j.io_error_kind())
+                    == broken
+        })
     }
 }
 
@@ -70,4 +90,50 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     out
+}
+
+/// `n` and the noun, plural unless `n` is 1: "1 row", "2 rows".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let text = io.to_string();
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read in.csv: {source}")]
+        struct Open {
+            source: std::io::Error,
+        }
+        let e = usage(Open { source: io });
+        assert_eq!(e.to_string(), format!("cannot read in.csv: {text}"));
+        let wrapped = fatal(anyhow::anyhow!("inner").context("outer"));
+        assert_eq!(wrapped.to_string(), "outer: inner");
+    }
+
+    #[test]
+    fn broken_pipes_are_recognised_through_context() {
+        let e = fatal(
+            anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+                .context("writing the status"),
+        );
+        assert!(e.is_broken_pipe());
+        assert!(!fatal(anyhow::anyhow!("disk full")).is_broken_pipe());
+    }
+
+    #[test]
+    fn counts_take_the_plural_unless_one() {
+        assert_eq!(count(1, "row", "rows"), "1 row");
+        assert_eq!(count(0, "row", "rows"), "0 rows");
+        assert_eq!(count(2, "repeated URL", "repeated URLs"), "2 repeated URLs");
+    }
 }

@@ -719,6 +719,25 @@ impl ReadJournal {
         }))
     }
 
+    /// Visits every failed row in input order, in one read transaction,
+    /// holding one record at a time: `status --failures` on any number.
+    pub fn for_each_failure(
+        &self,
+        mut visit: impl FnMut(u64, &JobRecord) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let txn = self.db.begin_read()?;
+        let failed = txn.open_table(FAILED)?;
+        let jobs = txn.open_table(JOBS)?;
+        for entry in failed.range(0..)? {
+            let row = entry?.0.value();
+            if let Some(v) = jobs.get(row)? {
+                let rec: JobRecord = decode(v.value(), &self.path)?;
+                visit(row, &rec)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The first `limit` failed rows, in input order.
     pub fn failures(&self, limit: usize) -> Result<(u64, Vec<(u64, JobRecord)>), JournalError> {
         let txn = self.db.begin_read()?;

@@ -23,6 +23,8 @@ pub mod redact;
 pub mod retry;
 pub mod settings;
 pub mod store;
+pub mod units;
+pub mod version;
 
 use std::process::ExitCode;
 
@@ -32,7 +34,7 @@ use error::ExitStatus;
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     limit_malloc_arenas();
-    logging::init(&cli.log);
+    let display = logging::init(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,16 +47,18 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => commands::run::run(*args).await,
-            Command::Resume(args) => commands::resume::resume(args).await,
+            Command::Run(args) => commands::run::run(*args, display).await,
+            Command::Resume(args) => commands::resume::resume(args, display).await,
             Command::Status(args) => commands::status::status(args),
             Command::Merge(args) => commands::merge::merge(args).await,
+            Command::Completions(args) => commands::completions::completions(args),
         }
     });
     // Blocking tasks (a conversion past its time limit) must not hold the exit.
     runtime.shutdown_background();
     match result {
         Ok(status) => status.into(),
+        Err(e) if e.is_broken_pipe() => ExitStatus::Success.into(),
         Err(e) => {
             eprintln!("batchimg: error: {e}");
             e.exit_status().into()

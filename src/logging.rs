@@ -1,14 +1,51 @@
-//! Log set-up: levels from -v/-q or RUST_LOG, text or JSON lines on stderr.
+//! Log set-up: levels from -v/-q or RUST_LOG, text or JSON lines on stderr,
+//! and how stderr is used (colour, progress bar), decided here once.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogArgs, LogFormat};
+use crate::cli::{ColorChoice, LogArgs, LogFormat};
 use crate::progress::LogWriter;
 
-/// Installs the global subscriber. RUST_LOG, when set, wins over -v and -q.
-pub fn init(args: &LogArgs) {
+/// How stderr is used, resolved from the global options, NO_COLOR and
+/// whether stderr is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Display {
+    /// Log lines carry ANSI colours.
+    pub color: bool,
+    /// The progress bar is drawn.
+    pub progress: bool,
+}
+
+/// Whether to colour: `--color always|never` wins; `auto` (the default)
+/// colours a terminal unless NO_COLOR is set to anything but the empty
+/// string, as <https://no-color.org> and ripgrep have it.
+pub fn color_enabled(
+    choice: Option<ColorChoice>,
+    no_color: Option<&OsStr>,
+    terminal: bool,
+) -> bool {
+    match choice.unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// Installs the global subscriber and returns how stderr is used. RUST_LOG,
+/// when set, wins over -v and -q.
+pub fn init(args: &LogArgs) -> Display {
+    let terminal = std::io::stderr().is_terminal();
+    let display = Display {
+        color: color_enabled(
+            args.color,
+            std::env::var_os("NO_COLOR").as_deref(),
+            terminal,
+        ),
+        progress: terminal && !args.no_progress,
+    };
     // The AWS SDK logs each failing credential provider as a multi-line
     // warning; batchimg reports the outcome itself in one line, so the SDK's
     // own warnings are shown only at -vv.
@@ -31,11 +68,31 @@ pub fn init(args: &LogArgs) {
         .with_writer(LogWriter)
         .with_target(false);
     let installed = match args.log_format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(display.color).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     // A second init (tests calling `main` twice) keeps the first subscriber.
     drop(installed);
+    display
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_then_the_terminal() {
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        assert!(color_enabled(None, None, true));
+        assert!(!color_enabled(None, None, false));
+        assert!(!color_enabled(None, set, true));
+        assert!(
+            color_enabled(None, empty, true),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(color_enabled(Some(ColorChoice::Always), set, false));
+        assert!(!color_enabled(Some(ColorChoice::Never), None, true));
+        assert!(!color_enabled(Some(ColorChoice::Auto), set, true));
+    }
 }

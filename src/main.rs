@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = batchimg::cli::Cli::parse();
+    let cli = batchimg::cli::parse();
     batchimg::main(cli)
 }

@@ -32,9 +32,11 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// A bar on stderr, or a hidden one when stderr is not a terminal.
-    pub fn stderr() -> Bar {
-        let target = if io::stderr().is_terminal() {
+    /// A bar on stderr, or a hidden one when stderr is not a terminal or
+    /// `show` is false (`--no-progress`). The bar has no colours of its own,
+    /// so `--color`/NO_COLOR concern only the log lines.
+    pub fn stderr(show: bool) -> Bar {
+        let target = if show && io::stderr().is_terminal() {
             ProgressDrawTarget::stderr_with_hz(4)
         } else {
             ProgressDrawTarget::hidden()

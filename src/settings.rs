@@ -574,11 +574,11 @@ impl Settings {
             self.work_dir = dir.clone();
         }
         self.delete_local |= t.delete_local;
-        set(&mut self.stop_grace, t.stop_grace.map(Into::into));
+        set(&mut self.stop_grace, t.stop_grace);
         set(&mut self.jpeg_engine, t.jpeg_engine);
         set(&mut self.head_before_put, t.head_before_put);
         if let Some(budget) = t.memory_budget {
-            self.memory_budget = Some(budget.as_u64());
+            self.memory_budget = Some(budget);
         }
         self.allow_private_networks |= t.allow_private_networks;
         self.url_markers &= !t.no_url_markers;
@@ -592,27 +592,15 @@ impl Settings {
         }
         let r = &mut self.retry;
         set(&mut r.attempts, t.attempts);
-        set(
-            &mut r.base_delay,
-            t.retry_delay_ms.map(Duration::from_millis),
-        );
-        set(
-            &mut r.max_delay,
-            t.max_retry_delay_ms.map(Duration::from_millis),
-        );
+        set(&mut r.base_delay, t.retry_delay);
+        set(&mut r.max_delay, t.max_retry_delay);
         let l = &mut self.limits;
         set(&mut l.max_download_bytes, t.max_download_bytes);
         set(&mut l.max_width, t.max_width);
         set(&mut l.max_height, t.max_height);
         set(&mut l.max_pixels, t.max_pixels);
-        set(
-            &mut l.convert_timeout,
-            t.convert_timeout.map(Duration::from_secs),
-        );
-        set(
-            &mut l.download_timeout,
-            t.download_timeout.map(Duration::from_secs),
-        );
+        set(&mut l.convert_timeout, t.convert_timeout);
+        set(&mut l.download_timeout, t.download_timeout);
         self.validate()
     }
 

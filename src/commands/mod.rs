@@ -1,5 +1,6 @@
 //! One module per subcommand; `execute` is the part `run` and `resume` share.
 
+pub mod completions;
 pub mod merge;
 pub mod resume;
 pub mod run;
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::error::{CommandError, ExitStatus, fatal, usage};
+use crate::error::{CommandError, ExitStatus, count, fatal, usage};
 use crate::job::{RetryFailed, StateKind, now_ms};
 use crate::journal::{Journal, JournalError};
 use crate::location::Location;
@@ -72,6 +73,7 @@ async fn execute(
     store: S3Store,
     settings: Arc<Settings>,
     retry: RetryFailed,
+    display: crate::logging::Display,
 ) -> Result<ExitStatus, CommandError> {
     magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
@@ -116,7 +118,7 @@ async fn execute(
             .map_err(journal_error)?;
     }
     let quarantine = Arc::new(Quarantine::start(&state_dir, crashed));
-    let reporter = Arc::new(Bar::stderr());
+    let reporter = Arc::new(Bar::stderr(display.progress));
     reporter.begin(todo);
     let writer = journal.writer();
     let pipeline = Pipeline::new(
@@ -154,11 +156,8 @@ async fn execute(
     let elapsed = started.elapsed();
     let processed =
         counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed) - run.session_done_at_start;
-    let reasons: Vec<String> = counts
-        .failed_by_class
-        .iter()
-        .map(|(c, n)| format!("{c}: {n}"))
-        .collect();
+    let failed = counts.get(StateKind::Failed);
+    let top = top_failures(&counts.failed_by_class, TOP_FAILURES);
     let uploaded = counts.get(StateKind::Uploaded);
     tracing::info!(
         rows = run.rows,
@@ -167,19 +166,20 @@ async fn execute(
         unfinished_rows = written.unfinished,
         uploaded = uploaded - counts.reused,
         already_present = counts.reused,
-        failed = counts.get(StateKind::Failed),
+        failed,
+        top_failures = top,
         elapsed_s = elapsed.as_secs_f64(),
         images_per_s = rate(processed, elapsed),
         peak_memory_mib = peak_memory() >> 20,
-        "summary: {} rows: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s, peak memory {} MiB",
-        run.rows,
+        "summary: {}: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s, peak memory {} MiB",
+        count(run.rows, "row", "rows"),
         uploaded - counts.reused,
         counts.reused,
-        counts.get(StateKind::Failed),
-        if reasons.is_empty() {
+        failed,
+        if top.is_empty() {
             String::new()
         } else {
-            format!(" ({})", reasons.join(", "))
+            format!(" ({top})")
         },
         written.unfinished,
         elapsed.as_secs_f64(),
@@ -193,7 +193,8 @@ async fn execute(
                 files,
                 bytes,
                 work_dir = %settings.work_dir.display(),
-                "kept {files} local file(s), {}, in {}; --delete-local (BATCHIMG_DELETE_LOCAL=true) removes each row's files once it is uploaded",
+                "kept {}, {}, in {}; --delete-local (BATCHIMG_DELETE_LOCAL=true) removes each row's files once it is uploaded",
+                count(files, "local file", "local files"),
                 bytesize::ByteSize::b(bytes).display().iec(),
                 settings.work_dir.display()
             );
@@ -209,6 +210,27 @@ async fn execute(
         Stop::Completed if written.failed > 0 => ExitStatus::SomeFailed,
         Stop::Completed => ExitStatus::Success,
     })
+}
+
+/// Failure reasons named in the run's summary line.
+const TOP_FAILURES: usize = 3;
+
+/// The `limit` commonest failure reasons with their counts, commonest first
+/// (ties in the reasons' documented order), and how many rows the others
+/// hold: "http-status: 20, network: 7, 2 other".
+fn top_failures(by_class: &[(&'static str, u64)], limit: usize) -> String {
+    let mut sorted = by_class.to_vec();
+    sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let mut parts: Vec<String> = sorted
+        .iter()
+        .take(limit)
+        .map(|(class, n)| format!("{class}: {n}"))
+        .collect();
+    let others: u64 = sorted.iter().skip(limit).map(|(_, n)| n).sum();
+    if others > 0 {
+        parts.push(format!("{others} other"));
+    }
+    parts.join(", ")
 }
 
 /// This process's peak resident memory (VmHWM), in bytes; 0 where unknown.
@@ -364,7 +386,10 @@ pub(crate) fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTemp
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => std::path::PathBuf::from("."),
             };
+            // tempfile creates 0600 files; output CSVs are the user's
+            // documents, so they get 0666 less the umask, as `>` would give.
             tempfile::Builder::new()
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                 .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
                 .suffix(STAGING_SUFFIX)
                 .tempfile_in(&dir)
@@ -435,4 +460,26 @@ fn check_output_dirs(settings: &Settings) -> Result<(), CommandError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_commonest_failures_first() {
+        let by_class = [
+            ("invalid-url", 1),
+            ("network", 7),
+            ("http-status", 20),
+            ("not-an-image", 1),
+            ("upload", 2),
+        ];
+        assert_eq!(
+            top_failures(&by_class, 3),
+            "http-status: 20, network: 7, upload: 2, 2 other"
+        );
+        assert_eq!(top_failures(&by_class[..1], 3), "invalid-url: 1");
+        assert_eq!(top_failures(&[], 3), "");
+    }
 }

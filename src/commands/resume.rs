@@ -7,7 +7,10 @@ use crate::error::{CommandError, ExitStatus, usage};
 use crate::job::RetryFailed;
 use crate::journal::Journal;
 
-pub async fn resume(args: ResumeArgs) -> Result<ExitStatus, CommandError> {
+pub async fn resume(
+    args: ResumeArgs,
+    display: crate::logging::Display,
+) -> Result<ExitStatus, CommandError> {
     let retry =
         RetryFailed::parse(args.retry_failed.as_deref()).map_err(|e| usage(anyhow::anyhow!(e)))?;
     let journal = Journal::open(&args.state.state_dir).map_err(super::journal_error)?;
@@ -23,5 +26,5 @@ pub async fn resume(args: ResumeArgs) -> Result<ExitStatus, CommandError> {
         "resuming the run started {}",
         crate::commands::status::ago(run.created_ms)
     );
-    super::execute(journal, store, Arc::new(settings), retry).await
+    super::execute(journal, store, Arc::new(settings), retry, display).await
 }

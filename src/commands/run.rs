@@ -12,7 +12,10 @@ use crate::manifest;
 use crate::settings::{Settings, state_dir};
 use crate::store::s3::S3Store;
 
-pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
+pub async fn run(
+    args: RunArgs,
+    display: crate::logging::Display,
+) -> Result<ExitStatus, CommandError> {
     let settings = Settings::for_run(&args).await.map_err(usage)?;
     super::check_output_dirs(&settings)?;
     let state_dir = state_dir(&args.state.state_dir, settings.shard);
@@ -77,7 +80,10 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
     tracing::info!(
         rows = info.rows,
         duplicates = info.duplicates,
-        shard = ?settings.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        shard = settings.shard.map_or_else(
+            || "none".to_string(),
+            |s| format!("{}/{}", s.index, s.count)
+        ),
         ms = started.elapsed().as_millis() as u64,
         "input recorded in the journal"
     );
@@ -85,7 +91,7 @@ pub async fn run(args: RunArgs) -> Result<ExitStatus, CommandError> {
         tracing::info!("dry run: nothing downloaded; `batchimg resume` processes the rows");
         return Ok(ExitStatus::Success);
     }
-    super::execute(journal, store, Arc::new(settings), RetryFailed::No).await
+    super::execute(journal, store, Arc::new(settings), RetryFailed::No, display).await
 }
 
 /// Copies an `s3://` input to a temporary file.

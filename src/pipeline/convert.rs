@@ -32,6 +32,9 @@ pub struct Output {
     /// Time the conversion took, the wait for a free core excluded; zero
     /// when an earlier run's output was reused.
     pub elapsed: Duration,
+    /// Time spent waiting for room in the memory budget and for a free
+    /// core before converting; zero when an output was reused.
+    pub wait: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +231,7 @@ impl Converter {
             }
         };
         let need = job.memory_bytes(self.budget.total()) + 2 * body.len() as u64;
+        let asked = Instant::now();
         // The conversion's lease covers the source bytes from here on.
         let mut lease = match self.budget.try_lease(need) {
             Some(l) => {
@@ -256,6 +260,7 @@ impl Converter {
         let (format, output) = (source.format, path.clone());
         let keep_files = self.keep_files;
         let started = Instant::now();
+        let wait = started - asked;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         // The permit and the quarantine entry move into the job, so a
         // conversion that outlives its time limit still holds its core, and
@@ -287,6 +292,7 @@ impl Converter {
             frames = converted.frames,
             bytes = converted.bytes.len(),
             ms = elapsed.as_millis() as u64,
+            wait_ms = wait.as_millis() as u64,
             "converted"
         );
         written.map_err(|source| ConvertError::Write {
@@ -299,6 +305,7 @@ impl Converter {
             body: Bytes::from(converted.bytes),
             lease,
             elapsed,
+            wait,
         }))
     }
 
@@ -315,6 +322,7 @@ impl Converter {
             body,
             lease,
             elapsed: Duration::ZERO,
+            wait: Duration::ZERO,
         })
     }
 

@@ -96,6 +96,32 @@ const DANGEROUS: [&str; 16] = [
     "AVIF",
 ];
 
+/// The ImageMagick library loaded at run time, and its delegate libraries
+/// (the JPEG, PNG, WebP… coders), for `--version`.
+pub fn version() -> String {
+    let text = |p: *const std::ffi::c_char| {
+        if p.is_null() {
+            String::from("unknown")
+        } else {
+            // SAFETY: ImageMagick returns pointers to its own static,
+            // NUL-terminated strings, valid for the life of the process.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .trim()
+                .to_string()
+        }
+    };
+    // SAFETY: neither call needs the library initialised; a null argument
+    // means "don't return the version number too".
+    let (version, delegates) = unsafe {
+        (
+            text(bindings::MagickGetVersion(std::ptr::null_mut())),
+            text(bindings::GetMagickDelegates()),
+        )
+    };
+    format!("{version}\nImageMagick delegates: {delegates}")
+}
+
 /// Sets ImageMagick up once per process. Cheap to call again.
 pub fn init(limits: &Limits) -> Result<(), String> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();

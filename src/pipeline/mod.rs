@@ -169,14 +169,19 @@ struct Carry {
     figures: Figures,
 }
 
-/// What each stage did for one row, for its log line.
+/// What each stage did for one row, for its log line. A stage's `_ms` is
+/// its work alone; the time it waited for a slot (memory and a core for a
+/// conversion, an upload slot for an upload) is its `_wait_ms`, so a slow
+/// stage and a busy one read differently.
 #[derive(Debug, Default)]
 struct Figures {
     download_bytes: u64,
     download_ms: u64,
     convert_ms: u64,
+    convert_wait_ms: u64,
     output_bytes: u64,
     upload_ms: u64,
+    upload_wait_ms: u64,
 }
 
 impl<S: ObjectStore> Pipeline<S> {
@@ -497,6 +502,7 @@ impl<S: ObjectStore> Pipeline<S> {
                     return Ok(JobState::Pending);
                 };
                 carry.figures.convert_ms = out.elapsed.as_millis() as u64;
+                carry.figures.convert_wait_ms = out.wait.as_millis() as u64;
                 carry.figures.output_bytes = out.body.len() as u64;
                 carry.output = Some((out.body, out.lease));
                 Ok(JobState::Processed {
@@ -537,8 +543,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 {
                     return Ok(self.reused(key, input(), Some(output.clone())));
                 }
-                let started = Instant::now();
-                let put = self
+                let (put, timing) = self
                     .upload
                     .put_if_absent(key, body, source.format.mime(), tag.as_deref())
                     .await?;
@@ -550,7 +555,8 @@ impl<S: ObjectStore> Pipeline<S> {
                 {
                     return Err(Setback::Failed(name_taken(&self.upload.object_url(key))));
                 }
-                carry.figures.upload_ms = started.elapsed().as_millis() as u64;
+                carry.figures.upload_ms = timing.busy.as_millis() as u64;
+                carry.figures.upload_wait_ms = timing.wait.as_millis() as u64;
                 Ok(JobState::Uploaded(Uploaded {
                     key: key.clone(),
                     s3url: self.upload.object_url(key),
@@ -665,8 +671,10 @@ impl<S: ObjectStore> Pipeline<S> {
             download_bytes = f.download_bytes,
             download_ms = f.download_ms,
             convert_ms = f.convert_ms,
+            convert_wait_ms = f.convert_wait_ms,
             output_bytes = f.output_bytes,
             upload_ms = f.upload_ms,
+            upload_wait_ms = f.upload_wait_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "{}",
             if done.reused { "already in the bucket" } else { "uploaded" }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -36,6 +37,13 @@ impl Classify for StoreError {
             )
         })
     }
+}
+
+/// Where a stage's time went: waiting for its slot, and working once it had it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    pub wait: Duration,
+    pub busy: Duration,
 }
 
 /// The upload stage: the store, its slots and its breaker.
@@ -76,16 +84,25 @@ impl<S: ObjectStore> Uploader<S> {
         self.count(self.store.tag_of(key).await)
     }
 
-    /// Uploads `body` to `key` unless an object is already there.
+    /// Uploads `body` to `key` unless an object is already there, and
+    /// says how long it waited for an upload slot: `upload_ms` in the row's
+    /// log line is the request alone, the wait is reported beside it.
     pub async fn put_if_absent(
         &self,
         key: &str,
         body: Bytes,
         content_type: &str,
         tag: Option<&str>,
-    ) -> Result<PutOutcome, StoreError> {
+    ) -> Result<(PutOutcome, Timing), StoreError> {
+        let asked = Instant::now();
         let _slot = self.slots.acquire().await.expect("never closed");
-        self.count(self.store.put_if_absent(key, body, content_type, tag).await)
+        let started = Instant::now();
+        let outcome = self.count(self.store.put_if_absent(key, body, content_type, tag).await)?;
+        let timing = Timing {
+            wait: started - asked,
+            busy: started.elapsed(),
+        };
+        Ok((outcome, timing))
     }
 
     /// Writes `body` to `key`, replacing what is there (URL index objects).

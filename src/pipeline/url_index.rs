@@ -406,7 +406,11 @@ async fn list_existing<S: ObjectStore>(
     existing.present.sort_unstable();
     existing.present.shrink_to_fit();
     existing.covered_to = Some(after.strip_prefix(&dir).unwrap_or(&after).to_string());
-    tracing::debug!(objects = existing.present.len(), up_to = ?existing.covered_to, "listed objects within the budget");
+    tracing::debug!(
+        objects = existing.present.len(),
+        up_to = existing.covered_to.as_deref().unwrap_or(""),
+        "listed objects within the budget"
+    );
     Some(existing)
 }
 

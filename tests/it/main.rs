@@ -9,6 +9,7 @@ mod foundation;
 mod journal;
 mod memory;
 mod network;
+mod operations;
 mod production;
 mod security;
 mod shard;
