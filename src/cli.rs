@@ -45,6 +45,7 @@ const RETRIES: &str = "Retries";
 const LIMITS: &str = "Limits";
 const SECURITY: &str = "Security";
 const DOWNLOADS: &str = "Downloads (proxy, headers)";
+const REPORTS: &str = "Metrics and reports";
 const LOGGING: &str = "Logging and display (global options)";
 
 /// Resumable batch image processing: download, convert to grayscale, upload to S3.
@@ -73,7 +74,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Continue the run recorded in the state directory where it stopped.
     #[command(after_help = EXIT_CODES)]
-    Resume(ResumeArgs),
+    Resume(Box<ResumeArgs>),
     /// Show where the run in the state directory stands (read-only; safe during a run).
     #[command(after_help = STATUS_EXIT_CODES)]
     Status(StatusArgs),
@@ -137,9 +138,37 @@ pub struct LogArgs {
     #[arg(long, global = true, value_enum, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
 
-    /// Never draw the progress bar (it is drawn only when stderr is a terminal).
+    /// No progress at all: neither the bar (drawn when stderr is a terminal)
+    /// nor the progress lines (logged at an interval when it is not).
     #[arg(long, global = true, env = "BATCHIMG_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
+
+    /// When stderr is not a terminal, log a progress line this often (done,
+    /// rate, ETA, failures by reason, bytes), e.g. `30s`, `5m`; `0` for none
+    /// [default: 30s].
+    #[arg(long, global = true, value_name = "DURATION", env = "BATCHIMG_PROGRESS_INTERVAL", value_parser = crate::units::seconds)]
+    pub progress_interval: Option<std::time::Duration>,
+
+    /// Log one line per finished row (also at -v). Without it, a run logs
+    /// progress lines, failures and the summary, not every success.
+    #[arg(long, global = true, env = "BATCHIMG_LOG_ROWS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub log_rows: bool,
+}
+
+/// What a `run` or `resume` reports besides its log: metrics while it runs,
+/// its figures when it ends.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = REPORTS)]
+pub struct ReportArgs {
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while running,
+    /// e.g. `0.0.0.0:9090` in a pod, `127.0.0.1:9090` on a shared machine.
+    #[arg(long, value_name = "HOST:PORT", env = "BATCHIMG_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Write the final figures (rows by outcome and reason, bytes, time,
+    /// rate, peak memory, exit code) to FILE as JSON when the command ends.
+    #[arg(long, value_name = "FILE", env = "BATCHIMG_SUMMARY_JSON")]
+    pub summary_json: Option<PathBuf>,
 }
 
 /// When log lines are coloured (`--color`), as ripgrep and rclone spell it.
@@ -225,6 +254,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
 
     /// Name objects from the row instead of their content, e.g.
     /// `{prefix}{column:id}.{ext}` or `{prefix}{url_path}`. Placeholders:
@@ -366,6 +398,9 @@ pub struct ResumeArgs {
 
     #[command(flatten)]
     pub headers: HeaderArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
 
     #[command(flatten)]
     pub tuning: TuningArgs,
@@ -641,6 +676,7 @@ mod tests {
             LIMITS,
             SECURITY,
             DOWNLOADS,
+            REPORTS,
             LOGGING,
         ] {
             assert!(

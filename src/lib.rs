@@ -35,20 +35,21 @@ use error::ExitStatus;
 pub fn main(cli: Cli) -> ExitCode {
     limit_malloc_arenas();
     let display = logging::init(&cli.log);
+    let json = cli.log.log_format == cli::LogFormat::Json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("batchimg: error: cannot start the async runtime: {e}");
+            logging::fatal(json, &format!("cannot start the async runtime: {e}"), 3);
             return ExitStatus::Fatal.into();
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => commands::run::run(*args, display).await,
-            Command::Resume(args) => commands::resume::resume(args, display).await,
+            Command::Resume(args) => commands::resume::resume(*args, display).await,
             Command::Status(args) => commands::status::status(args),
             Command::Merge(args) => commands::merge::merge(args).await,
             Command::Completions(args) => commands::completions::completions(args),
@@ -60,8 +61,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(status) => status.into(),
         Err(e) if e.is_broken_pipe() => ExitStatus::Success.into(),
         Err(e) => {
-            eprintln!("batchimg: error: {e}");
-            e.exit_status().into()
+            let status = e.exit_status();
+            logging::fatal(json, &e.to_string(), status as i32);
+            status.into()
         }
     }
 }

@@ -17,7 +17,17 @@ pub struct Display {
     pub color: bool,
     /// The progress bar is drawn.
     pub progress: bool,
+    /// Progress lines are logged this often (stderr is not a terminal).
+    pub progress_lines: Option<std::time::Duration>,
 }
+
+/// The target of each finished row's line: shown at -v, with --log-rows,
+/// or when RUST_LOG asks for it; hidden by default, so that a million rows
+/// do not make a million lines.
+pub const ROWS: &str = "batchimg::rows";
+
+/// The default interval of progress lines.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether to colour: `--color always|never` wins; `auto` (the default)
 /// colours a terminal unless NO_COLOR is set to anything but the empty
@@ -45,12 +55,20 @@ pub fn init(args: &LogArgs) -> Display {
             terminal,
         ),
         progress: terminal && !args.no_progress,
+        progress_lines: (!terminal && !args.no_progress)
+            .then(|| args.progress_interval.unwrap_or(PROGRESS_EVERY))
+            .filter(|every| !every.is_zero()),
     };
     // The AWS SDK logs each failing credential provider as a multi-line
     // warning; batchimg reports the outcome itself in one line, so the SDK's
     // own warnings are shown only at -vv.
     let default = match (args.verbose, args.quiet) {
-        (0, 0) => "warn,batchimg=info,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
+        (0, 0) if args.log_rows => {
+            "warn,batchimg=info,aws_config=error,aws_smithy_runtime=error,aws_runtime=error"
+        }
+        (0, 0) => {
+            "warn,batchimg=info,batchimg::rows=warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error"
+        }
         (1, _) => "warn,batchimg=debug,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
         (v, _) if v >= 2 => "trace",
         (_, 1) => "warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
@@ -58,7 +76,13 @@ pub fn init(args: &LogArgs) -> Display {
     };
     let filter = match std::env::var("RUST_LOG") {
         Ok(s) if !s.trim().is_empty() => EnvFilter::try_new(s).unwrap_or_else(|e| {
-            eprintln!("batchimg: ignoring RUST_LOG ({e})");
+            let why = format!("ignoring RUST_LOG ({e})");
+            match args.log_format {
+                LogFormat::Json => {
+                    eprintln!("{}", serde_json::json!({"level": "WARN", "message": why}))
+                }
+                LogFormat::Text => eprintln!("batchimg: {why}"),
+            }
             EnvFilter::new(default)
         }),
         _ => EnvFilter::new(default),
@@ -74,6 +98,22 @@ pub fn init(args: &LogArgs) -> Display {
     // A second init (tests calling `main` twice) keeps the first subscriber.
     drop(installed);
     display
+}
+
+/// The error that ends the process, as its last line: plain text, or in
+/// JSON mode a JSON object like every other line, with the exit code.
+pub fn fatal(json: bool, message: &str, exit_code: i32) {
+    if json {
+        let line = serde_json::json!({
+            "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+            "level": "ERROR",
+            "message": message,
+            "exit_code": exit_code,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("batchimg: error: {message}");
+    }
 }
 
 #[cfg(test)]

@@ -107,3 +107,121 @@ impl<'a> MakeWriter<'a> for LogWriter {
         LogWriter
     }
 }
+
+/// Where a session stands, as a progress line tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Rows of the run finished (uploaded or failed), and in all.
+    pub done: u64,
+    pub total: u64,
+    /// Of the uploaded rows: new objects, and objects already in the bucket.
+    pub uploaded: u64,
+    pub already_present: u64,
+    pub failed: u64,
+    /// Failure reasons with their counts, commonest first.
+    pub failed_by_reason: Vec<(&'static str, u64)>,
+    /// Rows finished per second in this session, and the time the rest need at that pace.
+    pub rows_per_s: f64,
+    pub eta: Option<Duration>,
+    pub downloaded_bytes: u64,
+    pub uploaded_bytes: u64,
+}
+
+impl Snapshot {
+    /// The snapshot of `counts`, `elapsed` into a session that began with
+    /// `done_at_start` rows finished.
+    pub fn of(counts: &crate::journal::Counts, done_at_start: u64, elapsed: Duration) -> Snapshot {
+        use crate::job::StateKind;
+        let total: u64 = StateKind::ALL.iter().map(|k| counts.get(*k)).sum();
+        let uploaded = counts.get(StateKind::Uploaded);
+        let failed = counts.get(StateKind::Failed);
+        let done = uploaded + failed;
+        let rows_per_s = crate::pipeline::rate(done.saturating_sub(done_at_start), elapsed);
+        let left = total.saturating_sub(done);
+        let eta = (rows_per_s > 0.0)
+            .then(|| Duration::from_secs((left as f64 / rows_per_s).ceil() as u64));
+        let mut failed_by_reason = counts.failed_by_class.clone();
+        failed_by_reason.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let m = crate::metrics::get();
+        Snapshot {
+            done,
+            total,
+            uploaded: uploaded - counts.reused,
+            already_present: counts.reused,
+            failed,
+            failed_by_reason,
+            rows_per_s,
+            eta,
+            downloaded_bytes: m.downloaded_bytes.get(),
+            uploaded_bytes: m.uploaded_bytes.get(),
+        }
+    }
+
+    /// Logs the snapshot as one line (one JSON object in JSON mode).
+    pub fn log(&self) {
+        let reasons = self
+            .failed_by_reason
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let percent = if self.total > 0 {
+            100.0 * self.done as f64 / self.total as f64
+        } else {
+            100.0
+        };
+        let eta = self.eta.map_or_else(
+            || "unknown".to_string(),
+            |d| humantime::format_duration(d).to_string(),
+        );
+        let size = |b: u64| bytesize::ByteSize::b(b).display().iec().to_string();
+        tracing::info!(
+            done = self.done,
+            total = self.total,
+            uploaded = self.uploaded,
+            already_present = self.already_present,
+            failed = self.failed,
+            failed_by_reason = reasons,
+            rows_per_s = (self.rows_per_s * 10.0).round() / 10.0,
+            eta_s = self.eta.map(|d| d.as_secs()),
+            downloaded_bytes = self.downloaded_bytes,
+            uploaded_bytes = self.uploaded_bytes,
+            "progress: {}/{} rows ({percent:.1}%): {} uploaded, {} already in the bucket, {} failed{}; {:.1} rows/s, ETA {eta}; {} in, {} out",
+            self.done,
+            self.total,
+            self.uploaded,
+            self.already_present,
+            self.failed,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reasons})")
+            },
+            self.rows_per_s,
+            size(self.downloaded_bytes),
+            size(self.uploaded_bytes),
+        );
+    }
+}
+
+/// Logs a progress line every `every` until dropped: for runs nobody watches
+/// (stderr not a terminal), instead of a bar. The counts are the journal's,
+/// as `status` and the summary have them.
+pub async fn log_lines(
+    journal: std::sync::Arc<crate::journal::Journal>,
+    every: Duration,
+    done_at_start: u64,
+) {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let j = std::sync::Arc::clone(&journal);
+        match tokio::task::spawn_blocking(move || j.counts()).await {
+            Ok(Ok(counts)) => Snapshot::of(&counts, done_at_start, started.elapsed()).log(),
+            Ok(Err(e)) => tracing::debug!(error = %e, "no progress line: cannot read the journal"),
+            Err(_) => return,
+        }
+    }
+}

@@ -67,6 +67,76 @@ fn journal_error(e: JournalError) -> CommandError {
     }
 }
 
+/// What a session reports besides its log: the metrics endpoint, bound
+/// before any work so that a port in use is a usage error (exit 2) and not a
+/// run without metrics, and the file the final figures go to.
+pub struct Reports {
+    metrics: Option<std::net::TcpListener>,
+    summary_json: Option<std::path::PathBuf>,
+}
+
+impl Reports {
+    pub fn bind(args: &crate::cli::ReportArgs) -> Result<Reports, CommandError> {
+        let metrics = match args.metrics_addr {
+            None => None,
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| usage(anyhow::anyhow!("--metrics-addr {addr}: {e}")))?;
+                Some(listener)
+            }
+        };
+        if let Some(path) = &args.summary_json {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !dir.is_dir() {
+                return Err(usage(anyhow::anyhow!(
+                    "--summary-json {}: the directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(Reports {
+            metrics,
+            summary_json: args.summary_json.clone(),
+        })
+    }
+}
+
+/// The final figures of a session, for the summary line and `--summary-json`.
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    /// `completed`, `interrupted` or `stopped` (a fatal error; `resume` continues).
+    outcome: &'static str,
+    exit_code: i32,
+    /// Why a stopped session stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    rows: u64,
+    succeeded_rows: u64,
+    failed_rows: u64,
+    unfinished_rows: u64,
+    uploaded: u64,
+    already_present: u64,
+    failed: u64,
+    failed_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// This session's: rows it finished, images it stored (failures not
+    /// counted), and their rates.
+    session_rows: u64,
+    session_images: u64,
+    elapsed_s: f64,
+    rows_per_s: f64,
+    images_per_s: f64,
+    downloaded_bytes: u64,
+    uploaded_bytes: u64,
+    peak_memory_bytes: u64,
+    state_dir: std::path::PathBuf,
+    output: String,
+}
+
 /// Runs the pipeline over what the journal still has to do, then writes the CSVs.
 async fn execute(
     journal: Journal,
@@ -74,10 +144,12 @@ async fn execute(
     settings: Arc<Settings>,
     retry: RetryFailed,
     display: crate::logging::Display,
+    reports: Reports,
 ) -> Result<ExitStatus, CommandError> {
     magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
     let counts = journal.counts().map_err(journal_error)?;
+    let uploaded_at_start = counts.get(StateKind::Uploaded);
     let mut run = journal.run_info().map_err(journal_error)?;
     let done_at_start = counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed);
     run.session_started_ms = now_ms();
@@ -130,6 +202,29 @@ async fn execute(
     )
     .map_err(fatal)?;
     let pipeline = Arc::new(pipeline);
+    let served = match reports.metrics {
+        Some(listener) => {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| fatal(anyhow::Error::from(e)))?;
+            tracing::info!(
+                address = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                "serving metrics at /metrics"
+            );
+            let sources = crate::metrics::Sources {
+                journal: Arc::clone(&journal),
+                budget: pipeline.budget(),
+            };
+            Some(tokio::spawn(crate::metrics::serve(listener, sources)))
+        }
+        None => None,
+    };
+    let lines = display.progress_lines.map(|every| {
+        tokio::spawn(crate::progress::log_lines(
+            Arc::clone(&journal),
+            every,
+            run.session_done_at_start,
+        ))
+    });
     let signals = tokio::spawn(watch_signals(
         pipeline.stop_token(),
         settings.stop_grace,
@@ -140,6 +235,9 @@ async fn execute(
         .run(Arc::clone(&journal), retry, todo)
         .await;
     signals.abort();
+    if let Some(lines) = lines {
+        lines.abort();
+    }
     // An orderly end: conversions the grace abandoned are not crash suspects.
     crate::pipeline::quarantine::clear(&state_dir);
     reporter.end();
@@ -156,9 +254,50 @@ async fn execute(
     let elapsed = started.elapsed();
     let processed =
         counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed) - run.session_done_at_start;
+    let images = counts.get(StateKind::Uploaded) - uploaded_at_start;
     let failed = counts.get(StateKind::Failed);
     let top = top_failures(&counts.failed_by_class, TOP_FAILURES);
     let uploaded = counts.get(StateKind::Uploaded);
+    let m = crate::metrics::get();
+    let (status, error) = match &stop {
+        Stop::Fatal(reason) => (ExitStatus::Fatal, Some(reason.clone())),
+        Stop::Interrupted => (ExitStatus::Interrupted, None),
+        Stop::Completed if written.failed > 0 => (ExitStatus::SomeFailed, None),
+        Stop::Completed => (ExitStatus::Success, None),
+    };
+    let summary = Summary {
+        outcome: match stop {
+            Stop::Completed => "completed",
+            Stop::Interrupted => "interrupted",
+            Stop::Fatal(_) => "stopped",
+        },
+        exit_code: status as i32,
+        error,
+        rows: run.rows,
+        succeeded_rows: written.succeeded,
+        failed_rows: written.failed,
+        unfinished_rows: written.unfinished,
+        uploaded: uploaded - counts.reused,
+        already_present: counts.reused,
+        failed,
+        failed_by_reason: counts.failed_by_class.iter().copied().collect(),
+        session_rows: processed,
+        session_images: images,
+        elapsed_s: elapsed.as_secs_f64(),
+        rows_per_s: rate(processed, elapsed),
+        images_per_s: rate(images, elapsed),
+        downloaded_bytes: m.downloaded_bytes.get(),
+        uploaded_bytes: m.uploaded_bytes.get(),
+        peak_memory_bytes: peak_memory(),
+        state_dir: state_dir.clone(),
+        output: settings.output.to_string(),
+    };
+    if let Some(path) = &reports.summary_json {
+        write_summary(path, &summary)?;
+    }
+    if let Some(served) = served {
+        served.abort();
+    }
     tracing::info!(
         rows = run.rows,
         succeeded_rows = written.succeeded,
@@ -169,7 +308,10 @@ async fn execute(
         failed,
         top_failures = top,
         elapsed_s = elapsed.as_secs_f64(),
-        images_per_s = rate(processed, elapsed),
+        images_per_s = summary.images_per_s,
+        rows_per_s = summary.rows_per_s,
+        downloaded_bytes = summary.downloaded_bytes,
+        uploaded_bytes = summary.uploaded_bytes,
         peak_memory_mib = peak_memory() >> 20,
         "summary: {}: {} uploaded, {} already in the bucket, {} failed{}, {} unfinished; {:.1} s, {:.1} images/s, peak memory {} MiB",
         count(run.rows, "row", "rows"),
@@ -183,7 +325,7 @@ async fn execute(
         },
         written.unfinished,
         elapsed.as_secs_f64(),
-        rate(processed, elapsed),
+        summary.images_per_s,
         peak_memory() >> 20,
     );
     if !settings.delete_local {
@@ -210,6 +352,33 @@ async fn execute(
         Stop::Completed if written.failed > 0 => ExitStatus::SomeFailed,
         Stop::Completed => ExitStatus::Success,
     })
+}
+
+/// Writes the summary as JSON, whole or not at all (a temporary file renamed).
+fn write_summary(path: &std::path::Path, summary: &Summary) -> Result<(), CommandError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut text = serde_json::to_vec_pretty(summary).map_err(|e| fatal(anyhow::Error::from(e)))?;
+    text.push(b'\n');
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .prefix(".batchimg-summary")
+        .tempfile_in(dir)
+        .map_err(|e| fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    use std::io::Write;
+    tmp.write_all(&text)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    tmp.persist(path).map_err(|e| {
+        fatal(anyhow::anyhow!(
+            "cannot write {}: {}",
+            path.display(),
+            e.error
+        ))
+    })?;
+    Ok(())
 }
 
 /// Failure reasons named in the run's summary line.
@@ -287,7 +456,8 @@ async fn watch_signals(
         } else {
             // Conversions still running are stopped by the exit, not crashing.
             crate::pipeline::quarantine::clear(&state_dir);
-            eprintln!("batchimg: quitting at once; `batchimg resume` continues");
+            // A log line, so that JSON mode stays JSON to the last line.
+            tracing::warn!("quitting at once; `batchimg resume` continues");
             std::process::exit(ExitStatus::Interrupted as i32);
         }
     }

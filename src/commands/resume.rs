@@ -19,6 +19,7 @@ pub async fn resume(
     settings.apply(&args.tuning).map_err(usage)?;
     settings.http.reload_headers(&args.headers).map_err(usage)?;
     super::check_output_dirs(&settings)?;
+    let reports = super::Reports::bind(&args.report)?;
     let store = super::connect_store(&settings).await?;
     tracing::info!(
         input = %settings.input,
@@ -26,5 +27,5 @@ pub async fn resume(
         "resuming the run started {}",
         crate::commands::status::ago(run.created_ms)
     );
-    super::execute(journal, store, Arc::new(settings), retry, display).await
+    super::execute(journal, store, Arc::new(settings), retry, display, reports).await
 }

@@ -18,6 +18,7 @@ pub async fn run(
 ) -> Result<ExitStatus, CommandError> {
     let settings = Settings::for_run(&args).await.map_err(usage)?;
     super::check_output_dirs(&settings)?;
+    let reports = super::Reports::bind(&args.report)?;
     let state_dir = state_dir(&args.state.state_dir, settings.shard);
 
     // A local input's header is checked before anything else; an S3 input
@@ -91,7 +92,15 @@ pub async fn run(
         tracing::info!("dry run: nothing downloaded; `batchimg resume` processes the rows");
         return Ok(ExitStatus::Success);
     }
-    super::execute(journal, store, Arc::new(settings), RetryFailed::No, display).await
+    super::execute(
+        journal,
+        store,
+        Arc::new(settings),
+        RetryFailed::No,
+        display,
+        reports,
+    )
+    .await
 }
 
 /// Copies an `s3://` input to a temporary file.

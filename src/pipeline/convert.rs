@@ -266,8 +266,9 @@ impl Converter {
         // conversion that outlives its time limit still holds its core, and
         // still counts as converting, until ImageMagick returns. The output
         // is written in the same call: one hop per image.
+        let in_flight = crate::metrics::get().in_flight("convert");
         self.pool.run(move || {
-            let _held = (permit, converting);
+            let _held = (permit, converting, in_flight);
             let result = job.run(&body, format, &limits).map(|c| {
                 // Not written with --delete-local: see `Fetcher::fetch`.
                 let written = if keep_files {

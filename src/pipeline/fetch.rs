@@ -347,6 +347,7 @@ impl Fetcher {
             let _host = host.slots.acquire().await.expect("semaphore never closed");
             let _slot = self.slots.acquire().await.expect("semaphore never closed");
             host.pace().await;
+            let _counted = crate::metrics::get().in_flight("download");
             let started = Instant::now();
             let result = match &origin {
                 Origin::Http(url) => self.attempt(url).await,

@@ -234,6 +234,11 @@ impl<S: ObjectStore> Pipeline<S> {
         })
     }
 
+    /// The memory budget the stages share, for the metrics endpoint.
+    pub fn budget(&self) -> Budget {
+        self.budget.clone()
+    }
+
     /// The token that stops feeding new rows (Ctrl-C, fatal errors).
     pub fn stop_token(&self) -> CancellationToken {
         self.control.stop.clone()
@@ -465,6 +470,11 @@ impl<S: ObjectStore> Pipeline<S> {
                 let fetched = self.fetch.fetch(&rec.url).await?;
                 carry.figures.download_bytes = fetched.body.len() as u64;
                 carry.figures.download_ms = fetched.elapsed.as_millis() as u64;
+                let m = crate::metrics::get();
+                if fetched.attempts > 0 {
+                    m.downloaded_bytes.inc_by(fetched.body.len() as u64);
+                    m.stage_time("download", fetched.elapsed);
+                }
                 carry.source = Some((fetched.body, fetched.lease));
                 Ok(JobState::Downloaded {
                     source: fetched.source,
@@ -503,6 +513,10 @@ impl<S: ObjectStore> Pipeline<S> {
                 };
                 carry.figures.convert_ms = out.elapsed.as_millis() as u64;
                 carry.figures.convert_wait_ms = out.wait.as_millis() as u64;
+                if !out.elapsed.is_zero() {
+                    crate::metrics::get().stage_time("convert", out.elapsed);
+                    crate::metrics::get().stage_wait("convert", out.wait);
+                }
                 carry.figures.output_bytes = out.body.len() as u64;
                 carry.output = Some((out.body, out.lease));
                 Ok(JobState::Processed {
@@ -543,6 +557,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 {
                     return Ok(self.reused(key, input(), Some(output.clone())));
                 }
+                let size = body.len() as u64;
                 let (put, timing) = self
                     .upload
                     .put_if_absent(key, body, source.format.mime(), tag.as_deref())
@@ -557,6 +572,12 @@ impl<S: ObjectStore> Pipeline<S> {
                 }
                 carry.figures.upload_ms = timing.busy.as_millis() as u64;
                 carry.figures.upload_wait_ms = timing.wait.as_millis() as u64;
+                let m = crate::metrics::get();
+                m.stage_time("upload", timing.busy);
+                m.stage_wait("upload", timing.wait);
+                if put == PutOutcome::Created {
+                    m.uploaded_bytes.inc_by(size);
+                }
                 Ok(JobState::Uploaded(Uploaded {
                     key: key.clone(),
                     s3url: self.upload.object_url(key),
@@ -663,7 +684,9 @@ impl<S: ObjectStore> Pipeline<S> {
             }
         }
         let f = &carry.figures;
+        crate::metrics::get().row_finished(if done.reused { "reused" } else { "uploaded" });
         tracing::info!(
+            target: crate::logging::ROWS,
             row,
             url = %RawUrl(url),
             key = done.key,
@@ -689,6 +712,7 @@ impl<S: ObjectStore> Pipeline<S> {
             (Some(claim), _) => claim.finish(Shared::Failed(failure.clone())),
             (None, _) => {}
         }
+        crate::metrics::get().row_finished("failed");
         tracing::warn!(
             row,
             url = %RawUrl(url),

@@ -96,6 +96,7 @@ impl<S: ObjectStore> Uploader<S> {
     ) -> Result<(PutOutcome, Timing), StoreError> {
         let asked = Instant::now();
         let _slot = self.slots.acquire().await.expect("never closed");
+        let _counted = crate::metrics::get().in_flight("upload");
         let started = Instant::now();
         let outcome = self.count(self.store.put_if_absent(key, body, content_type, tag).await)?;
         let timing = Timing {

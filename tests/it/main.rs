@@ -11,6 +11,7 @@ mod memory;
 mod network;
 mod operations;
 mod production;
+mod reports;
 mod security;
 mod shard;
 mod spec;
