@@ -296,11 +296,11 @@ pub struct HttpArgs {
 
 /// Extra request headers of downloads. Never logged, never recorded in the
 /// journal: `resume` needs them again (a header file is read again by itself).
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Args, Default, Clone)]
 pub struct HeaderArgs {
     /// A request header for every download, `Name: value`, e.g.
-    /// `Authorization: Bearer …`; repeat it for more. Dropped on a redirect
-    /// to another host when it is Authorization or Cookie.
+    /// `Authorization: Bearer …`; repeat it for more. Not sent on after a
+    /// redirect to another host.
     #[arg(long = "header", short = 'H', help_heading = DOWNLOADS, value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
@@ -364,6 +364,16 @@ pub struct ObjectArgs {
     /// (the destination, and any s3:// source).
     #[arg(long, value_enum, value_name = "WHO", env = "BATCHIMG_REQUEST_PAYER")]
     pub request_payer: Option<RequestPayer>,
+}
+
+/// Header values are often credentials: Debug shows their count only.
+impl std::fmt::Debug for HeaderArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderArgs")
+            .field("headers", &format_args!("[{} hidden]", self.headers.len()))
+            .field("header_file", &self.header_file)
+            .finish()
+    }
 }
 
 /// Who pays for requests to a Requester Pays bucket.

@@ -97,6 +97,25 @@ impl Counts {
             .find(|(n, _)| *n == state.name())
             .map_or(0, |(_, c)| *c)
     }
+
+    /// The `limit` commonest failure reasons with their counts, commonest
+    /// first (ties in the reasons' documented order), and how many rows the
+    /// others hold: "http-status: 20, network: 7, 2 other". The one wording
+    /// of the summary, the progress lines and `status`.
+    pub fn top_failures(&self, limit: usize) -> String {
+        let mut sorted = self.failed_by_class.clone();
+        sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let mut parts: Vec<String> = sorted
+            .iter()
+            .take(limit)
+            .map(|(class, n)| format!("{class}: {n}"))
+            .collect();
+        let others: u64 = sorted.iter().skip(limit).map(|(_, n)| n).sum();
+        if others > 0 {
+            parts.push(format!("{others} other"));
+        }
+        parts.join(", ")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -561,7 +580,17 @@ impl Journal {
             let mut failed = txn.open_table(FAILED)?;
             let mut suspects = txn.open_table(SUSPECTS)?;
             let mut delta: HashMap<String, i64> = HashMap::new();
-            for (row, rec) in updates.drain(..) {
+            // Only a row's last record in a commit reaches the disk, so the
+            // others are skipped: a row's three states often fall in one
+            // window, and each write decodes the old record and encodes anew.
+            let mut last: HashMap<u64, usize> = HashMap::with_capacity(updates.len());
+            for (i, (row, _)) in updates.iter().enumerate() {
+                last.insert(*row, i);
+            }
+            for (i, (row, rec)) in updates.drain(..).enumerate() {
+                if last.get(&row) != Some(&i) {
+                    continue;
+                }
                 if rec.suspect {
                     suspects.insert(row, ())?;
                 } else {
@@ -813,5 +842,31 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, JournalEr
             format!("record format {v}, expected {FORMAT_VERSION}"),
         )),
         None => Err(incompatible(path, "empty record")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_commonest_failures_first() {
+        let by_class = [
+            ("invalid-url", 1),
+            ("network", 7),
+            ("http-status", 20),
+            ("not-an-image", 1),
+            ("upload", 2),
+        ];
+        let counts = |by: &[(&'static str, u64)]| Counts {
+            failed_by_class: by.to_vec(),
+            ..Counts::default()
+        };
+        assert_eq!(
+            counts(&by_class).top_failures(3),
+            "http-status: 20, network: 7, upload: 2, 2 other"
+        );
+        assert_eq!(counts(&by_class[..1]).top_failures(3), "invalid-url: 1");
+        assert_eq!(counts(&[]).top_failures(3), "");
     }
 }

@@ -26,6 +26,9 @@ pub struct Display {
 /// do not make a million lines.
 pub const ROWS: &str = "batchimg::rows";
 
+/// The target of the summary line, which `-q` keeps: it is the outcome.
+pub const SUMMARY: &str = "batchimg::summary";
+
 /// The default interval of progress lines.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -71,7 +74,9 @@ pub fn init(args: &LogArgs) -> Display {
         }
         (1, _) => "warn,batchimg=debug,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
         (v, _) if v >= 2 => "trace",
-        (_, 1) => "warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error",
+        (_, 1) => {
+            "warn,batchimg::summary=info,aws_config=error,aws_smithy_runtime=error,aws_runtime=error"
+        }
         _ => "error",
     };
     let filter = match std::env::var("RUST_LOG") {

@@ -1,8 +1,10 @@
-//! The progress bar, and the log writer that keeps log lines from tearing it.
+//! Progress for people and machines: the bar, the log writer that keeps log
+//! lines from tearing it, and the progress lines logged at an interval.
 //!
 //! indicatif lives only in this file; the pipeline sees the small [`Reporter`]
-//! trait. The bar is drawn on stderr only when stderr is a terminal, so logs
-//! redirected to a file or collected by a batch system stay clean.
+//! trait. The bar is drawn on stderr only when stderr is a terminal; where it
+//! is not (a pod's log, a file), [`log_lines`] logs a line at an interval
+//! instead, so nobody has to infer progress from one line per URL.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::RwLock;
@@ -111,15 +113,16 @@ impl<'a> MakeWriter<'a> for LogWriter {
 /// Where a session stands, as a progress line tells it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
-    /// Rows of the run finished (uploaded or failed), and in all.
+    /// URLs of the run finished (uploaded or failed), and in all: the
+    /// journal counts a repeated URL once, as `status` does.
     pub done: u64,
     pub total: u64,
     /// Of the uploaded rows: new objects, and objects already in the bucket.
     pub uploaded: u64,
     pub already_present: u64,
     pub failed: u64,
-    /// Failure reasons with their counts, commonest first.
-    pub failed_by_reason: Vec<(&'static str, u64)>,
+    /// Failure reasons with their counts, the commonest five first.
+    pub failed_by_reason: String,
     /// Rows finished per second in this session, and the time the rest need at that pace.
     pub rows_per_s: f64,
     pub eta: Option<Duration>,
@@ -140,8 +143,7 @@ impl Snapshot {
         let left = total.saturating_sub(done);
         let eta = (rows_per_s > 0.0)
             .then(|| Duration::from_secs((left as f64 / rows_per_s).ceil() as u64));
-        let mut failed_by_reason = counts.failed_by_class.clone();
-        failed_by_reason.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+
         let m = crate::metrics::get();
         Snapshot {
             done,
@@ -149,7 +151,7 @@ impl Snapshot {
             uploaded: uploaded - counts.reused,
             already_present: counts.reused,
             failed,
-            failed_by_reason,
+            failed_by_reason: counts.top_failures(5),
             rows_per_s,
             eta,
             downloaded_bytes: m.downloaded_bytes.get(),
@@ -159,12 +161,7 @@ impl Snapshot {
 
     /// Logs the snapshot as one line (one JSON object in JSON mode).
     pub fn log(&self) {
-        let reasons = self
-            .failed_by_reason
-            .iter()
-            .map(|(r, n)| format!("{r}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let reasons = &self.failed_by_reason;
         let percent = if self.total > 0 {
             100.0 * self.done as f64 / self.total as f64
         } else {
@@ -186,7 +183,7 @@ impl Snapshot {
             eta_s = self.eta.map(|d| d.as_secs()),
             downloaded_bytes = self.downloaded_bytes,
             uploaded_bytes = self.uploaded_bytes,
-            "progress: {}/{} rows ({percent:.1}%): {} uploaded, {} already in the bucket, {} failed{}; {:.1} rows/s, ETA {eta}; {} in, {} out",
+            "progress: {}/{} URLs ({percent:.1}%): {} uploaded, {} already in the bucket, {} failed{}; {:.1} URLs/s, ETA {eta}; {} in, {} out",
             self.done,
             self.total,
             self.uploaded,

@@ -81,6 +81,11 @@ pub struct HttpSettings {
     /// in the journal (skipped), and their values print as `Sensitive`.
     #[serde(skip)]
     pub headers: reqwest::header::HeaderMap,
+    /// The names of the proxies the environment configures, which the
+    /// network policy leaves to the operator; read by each process, as the
+    /// variables may differ where `resume` runs.
+    #[serde(skip)]
+    pub proxy_hosts: Vec<String>,
 }
 
 impl HttpSettings {
@@ -102,6 +107,7 @@ impl HttpSettings {
         };
         http.load_headers(&args.headers)?;
         http.header_names = header_names(&http.headers);
+        http.proxy_hosts = crate::netguard::proxy_hosts();
         Ok(http)
     }
 
@@ -115,16 +121,23 @@ impl HttpSettings {
         if let Some(file) = &self.header_file {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| anyhow::anyhow!("--header-file {}: {e}", file.display()))?;
-            lines.extend(text.lines().map(String::from));
+            for (n, line) in text.lines().enumerate() {
+                let place = format!("--header-file {} line {}", file.display(), n + 1);
+                lines.push((place, line.to_string()));
+            }
         }
-        lines.extend(args.headers.iter().cloned());
+        for (n, header) in args.headers.iter().enumerate() {
+            lines.push((format!("--header number {}", n + 1), header.clone()));
+        }
         self.headers = parse_headers(&lines)?;
         Ok(())
     }
 
-    /// For `resume`: the headers again, which the journal does not keep;
-    /// refuses to go on without one the run sent.
-    pub fn reload_headers(&mut self, args: &crate::cli::HeaderArgs) -> anyhow::Result<()> {
+    /// For `resume`: what is not recorded, again. The headers, which the
+    /// journal does not keep (it refuses to go on without one the run sent),
+    /// and the proxies' names.
+    pub fn reload(&mut self, args: &crate::cli::HeaderArgs) -> anyhow::Result<()> {
+        self.proxy_hosts = crate::netguard::proxy_hosts();
         self.load_headers(args)?;
         let given = header_names(&self.headers);
         let missing: Vec<&str> = self
@@ -144,25 +157,23 @@ impl HttpSettings {
     }
 }
 
-/// `Name: value` lines into headers; blank lines and `#` comments are skipped.
-/// Values are marked sensitive, so no Debug output or log line shows them.
-fn parse_headers(lines: &[String]) -> anyhow::Result<reqwest::header::HeaderMap> {
+/// `Name: value` lines, each with where it came from, into headers; blank
+/// lines and `#` comments are skipped. Values are marked sensitive, so no
+/// Debug output or log line shows them, and errors name the place, never
+/// the text (a line without its name may be a bare token).
+fn parse_headers(lines: &[(String, String)]) -> anyhow::Result<reqwest::header::HeaderMap> {
     use reqwest::header::{HeaderName, HeaderValue};
     let mut map = reqwest::header::HeaderMap::new();
-    for line in lines {
+    for (place, line) in lines {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        // The value is never echoed: it is often a credential.
         let Some((name, value)) = line.split_once(':') else {
-            bail!(
-                "request header {:?}: expected `Name: value`",
-                line.split(' ').next().unwrap_or("")
-            );
+            bail!("{place}: expected `Name: value`");
         };
         let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| anyhow::anyhow!("request header {:?}: not a header name", name.trim()))?;
+            .map_err(|_| anyhow::anyhow!("{place}: not a header name before the `:`"))?;
         if matches!(
             name.as_str(),
             "host" | "content-length" | "transfer-encoding" | "connection"

@@ -87,10 +87,7 @@ impl Reports {
             }
         };
         if let Some(path) = &args.summary_json {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
+            let dir = dir_of(path);
             if !dir.is_dir() {
                 return Err(usage(anyhow::anyhow!(
                     "--summary-json {}: the directory {} does not exist",
@@ -256,7 +253,7 @@ async fn execute(
         counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed) - run.session_done_at_start;
     let images = counts.get(StateKind::Uploaded) - uploaded_at_start;
     let failed = counts.get(StateKind::Failed);
-    let top = top_failures(&counts.failed_by_class, TOP_FAILURES);
+    let top = counts.top_failures(TOP_FAILURES);
     let uploaded = counts.get(StateKind::Uploaded);
     let m = crate::metrics::get();
     let (status, error) = match &stop {
@@ -299,6 +296,7 @@ async fn execute(
         served.abort();
     }
     tracing::info!(
+        target: crate::logging::SUMMARY,
         rows = run.rows,
         succeeded_rows = written.succeeded,
         failed_rows = written.failed,
@@ -356,10 +354,7 @@ async fn execute(
 
 /// Writes the summary as JSON, whole or not at all (a temporary file renamed).
 fn write_summary(path: &std::path::Path, summary: &Summary) -> Result<(), CommandError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+    let dir = dir_of(path);
     let mut text = serde_json::to_vec_pretty(summary).map_err(|e| fatal(anyhow::Error::from(e)))?;
     text.push(b'\n');
     let mut tmp = tempfile::Builder::new()
@@ -383,24 +378,6 @@ fn write_summary(path: &std::path::Path, summary: &Summary) -> Result<(), Comman
 
 /// Failure reasons named in the run's summary line.
 const TOP_FAILURES: usize = 3;
-
-/// The `limit` commonest failure reasons with their counts, commonest first
-/// (ties in the reasons' documented order), and how many rows the others
-/// hold: "http-status: 20, network: 7, 2 other".
-fn top_failures(by_class: &[(&'static str, u64)], limit: usize) -> String {
-    let mut sorted = by_class.to_vec();
-    sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    let mut parts: Vec<String> = sorted
-        .iter()
-        .take(limit)
-        .map(|(class, n)| format!("{class}: {n}"))
-        .collect();
-    let others: u64 = sorted.iter().skip(limit).map(|(_, n)| n).sum();
-    if others > 0 {
-        parts.push(format!("{others} other"));
-    }
-    parts.join(", ")
-}
 
 /// This process's peak resident memory (VmHWM), in bytes; 0 where unknown.
 fn peak_memory() -> u64 {
@@ -547,22 +524,26 @@ fn remove_stale_staging(settings: &Settings) {
     }
 }
 
+/// The directory a file is in: its parent, or `.` for a bare name.
+fn dir_of(path: &std::path::Path) -> &std::path::Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
 /// A temporary file next to a local target (so the rename is atomic), or in
 /// the temp directory for an S3 target.
 pub(crate) fn staging_file(loc: &Location) -> anyhow::Result<tempfile::NamedTempFile> {
     match loc {
         Location::Local(path) => {
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => std::path::PathBuf::from("."),
-            };
+            let dir = dir_of(path);
             // tempfile creates 0600 files; output CSVs are the user's
             // documents, so they get 0666 less the umask, as `>` would give.
             tempfile::Builder::new()
                 .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                 .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
                 .suffix(STAGING_SUFFIX)
-                .tempfile_in(&dir)
+                .tempfile_in(dir)
                 .with_context(|| format!("cannot create a file in {}", dir.display()))
         }
         Location::S3 { .. } => {
@@ -630,26 +611,4 @@ fn check_output_dirs(settings: &Settings) -> Result<(), CommandError> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_summary_names_the_commonest_failures_first() {
-        let by_class = [
-            ("invalid-url", 1),
-            ("network", 7),
-            ("http-status", 20),
-            ("not-an-image", 1),
-            ("upload", 2),
-        ];
-        assert_eq!(
-            top_failures(&by_class, 3),
-            "http-status: 20, network: 7, upload: 2, 2 other"
-        );
-        assert_eq!(top_failures(&by_class[..1], 3), "invalid-url: 1");
-        assert_eq!(top_failures(&[], 3), "");
-    }
 }

@@ -17,7 +17,7 @@ pub async fn resume(
     let run = journal.run_info().map_err(super::journal_error)?;
     let mut settings = run.settings.clone();
     settings.apply(&args.tuning).map_err(usage)?;
-    settings.http.reload_headers(&args.headers).map_err(usage)?;
+    settings.http.reload(&args.headers).map_err(usage)?;
     super::check_output_dirs(&settings)?;
     let reports = super::Reports::bind(&args.report)?;
     let store = super::connect_store(&settings).await?;

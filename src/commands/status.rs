@@ -259,12 +259,8 @@ fn summary(journal: &ReadJournal, args: &StatusArgs, out: &mut dyn Write) -> any
         None => writeln!(out)?,
     }
     if failed_total > 0 {
-        let reasons: Vec<String> = counts
-            .failed_by_class
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        writeln!(out, "  failures {failed_total}: {}", reasons.join(", "))?;
+        let reasons = counts.top_failures(usize::MAX);
+        writeln!(out, "  failures {failed_total}: {reasons}")?;
         for (row, rec) in &failures {
             writeln!(out, "    {}", failure_line(*row, rec))?;
         }

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::memory::{Budget, Lease};
 use crate::format::ImageFormat;
 use crate::job::{Classify, FailureClass, SourceFile};
-use crate::netguard::{Blocked, GuardedResolver, NetPolicy, proxy_hosts};
+use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
 use crate::retry::{Transient, with_retry};
 use crate::settings::{Limits, RetryPolicy, Settings};
 use crate::store::s3::S3Store;
@@ -44,6 +44,9 @@ pub struct Fetched {
     pub attempts: u32,
     /// Time spent downloading, the wait for a slot excluded.
     pub elapsed: Duration,
+    /// Time spent waiting: for the host's and a download slot, the host's
+    /// pace, and between retries.
+    pub wait: Duration,
 }
 
 /// One downloaded body, before it has a place in the work directory.
@@ -281,7 +284,7 @@ impl Fetcher {
         client = if http.proxy_from_env {
             // reqwest reads the variables itself; the proxies' own names are
             // the operator's choice, so the resolver lets them through.
-            client.dns_resolver(GuardedResolver::shared(policy, proxy_hosts()))
+            client.dns_resolver(GuardedResolver::shared(policy, http.proxy_hosts.clone()))
         } else {
             client
                 .no_proxy()
@@ -333,6 +336,7 @@ impl Fetcher {
                 lease,
                 attempts: 0,
                 elapsed: Duration::ZERO,
+                wait: Duration::ZERO,
             });
         }
         if let Origin::Http(url) = &origin {
@@ -341,12 +345,14 @@ impl Fetcher {
         let host = self.host(&origin_key(&origin));
         // Microseconds spent in requests, the waits for a slot and between retries excluded.
         let busy = std::sync::atomic::AtomicU64::new(0);
+        let asked = Instant::now();
         let (result, attempts) = with_retry(&self.retry, "download", || async {
             // The host's slot first: rows waiting on a busy host must not hold
             // the download slots that other hosts could use.
             let _host = host.slots.acquire().await.expect("semaphore never closed");
-            let _slot = self.slots.acquire().await.expect("semaphore never closed");
+            // The host's pace before a download slot too, for the same reason.
             host.pace().await;
+            let _slot = self.slots.acquire().await.expect("semaphore never closed");
             let _counted = crate::metrics::get().in_flight("download");
             let started = Instant::now();
             let result = match &origin {
@@ -385,7 +391,10 @@ impl Fetcher {
             body: body.bytes,
             lease: body.lease,
             attempts,
-            elapsed: Duration::from_micros(busy.into_inner()),
+            elapsed: Duration::from_micros(busy.load(std::sync::atomic::Ordering::Relaxed)),
+            wait: asked
+                .elapsed()
+                .saturating_sub(Duration::from_micros(busy.into_inner())),
         })
     }
 
@@ -443,7 +452,8 @@ impl Fetcher {
     /// One download of `url`, following redirects hop by hop: each hop's
     /// target is checked by the network policy (resolved here first when a
     /// proxy would resolve it), paced as a request to its host, and sent
-    /// without credentials when it leaves the origin, as reqwest and curl do.
+    /// without the `--header` headers once it leaves the origin (curl and
+    /// reqwest drop only Authorization and Cookie; any of them may be a key).
     async fn attempt(&self, url: &Url) -> Result<Body, FetchError> {
         let mut url = url.clone();
         let mut headers = self.headers.clone();
@@ -483,14 +493,10 @@ impl Fetcher {
             if hops > self.limits.max_redirects {
                 return Err(FetchError::Redirects(self.limits.max_redirects));
             }
+            // The headers were given for the row's host: an API key in
+            // `X-Api-Key` is as secret as one in `Authorization`.
             if host_key(&next) != host_key(&url) || next.scheme() != url.scheme() {
-                for name in [
-                    reqwest::header::AUTHORIZATION,
-                    reqwest::header::COOKIE,
-                    reqwest::header::PROXY_AUTHORIZATION,
-                ] {
-                    headers.remove(name);
-                }
+                headers.clear();
             }
             self.host(&host_key(&next)).pace().await;
             url = next;
@@ -717,15 +723,45 @@ pub fn s3_object_of(url: &Url) -> Option<(String, String)> {
     (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
 }
 
-/// Writes `<path>.part`, then renames it to `path`, so `path` is always whole.
+/// Writes a `.part` file beside `path`, then renames it to `path`, so `path`
+/// is always whole. The part's name is unique (process and a counter): two
+/// rows fetching one URL at once (rows that `--key-template` names apart)
+/// write their own, and the second rename replaces a whole file with the
+/// same bytes. Parts a killed process left are never read, and removed at
+/// the next start ([`remove_parts`]). Plain `std::fs` calls, so that errors
+/// keep their OS code (a full disk must be recognised as one).
 pub fn write_whole(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut part = path.as_os_str().to_owned();
-    part.push(".part");
+    part.push(format!(".{}-{n}.part", std::process::id()));
     let part = PathBuf::from(part);
-    std::fs::write(&part, body)?;
-    std::fs::rename(&part, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&part);
-    })
+    std::fs::write(&part, body)
+        .and_then(|()| std::fs::rename(&part, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&part);
+        })
+}
+
+/// Removes the `.part` files a killed process left in `dir`: those not
+/// written for a minute (a live write takes milliseconds), so a work
+/// directory two processes share loses nothing in flight.
+pub fn remove_parts(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale = |e: &std::fs::DirEntry| {
+        e.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(60))
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".part") && stale(&entry) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Refuses schemes other than http(s) and IP literals the policy forbids.

@@ -6,6 +6,9 @@
 //! future change of recipe gets new keys instead of colliding with old ones.
 //!
 //! Which object a URL produced is kept in the bucket's URL index (`url_index`).
+//! `--key-template` names objects from the row instead ([`KeyTemplate`]);
+//! such an object carries its content key as a tag, so a name that holds
+//! other content is told apart from a rerun's.
 //!
 //! Both names are cross-version contracts: a change to either makes every
 //! existing bucket look empty to the next run, so the tests pin known answers.
@@ -169,7 +172,9 @@ impl KeyTemplate {
         for part in &self.parts {
             let value = match part {
                 Part::Text(t) => t.clone(),
-                Part::Prefix => prefix.to_string(),
+                // As for content keys: a missing `/` is added after it.
+                Part::Prefix if prefix.is_empty() || prefix.ends_with('/') => prefix.to_string(),
+                Part::Prefix => format!("{prefix}/"),
                 Part::Row => row.to_string(),
                 Part::Column(c) => match column(c).map(|v| v.trim().to_string()) {
                     Some(v) if !v.is_empty() => v,
@@ -397,6 +402,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(name.key("jpg"), "gray/42/Photo One.jpg");
+        // A prefix without its `/` gets one, as content keys do.
+        let bare = t.render("gray", 7, "https://h/x.png", id).unwrap();
+        assert_eq!(bare.key("png"), "gray/42/x.png");
         let t = KeyTemplate::parse("m/{url_host}/{url_path}").unwrap();
         let name = t
             .render("", 0, "https://cdn.example.com/a/b.png", |_| None)

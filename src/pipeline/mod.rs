@@ -177,6 +177,7 @@ struct Carry {
 struct Figures {
     download_bytes: u64,
     download_ms: u64,
+    download_wait_ms: u64,
     convert_ms: u64,
     convert_wait_ms: u64,
     output_bytes: u64,
@@ -197,6 +198,7 @@ impl<S: ObjectStore> Pipeline<S> {
         for dir in [&work_in, &work_out] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            fetch::remove_parts(dir);
         }
         let c = settings.concurrency;
         let budget = Budget::new(settings.memory_budget());
@@ -470,10 +472,12 @@ impl<S: ObjectStore> Pipeline<S> {
                 let fetched = self.fetch.fetch(&rec.url).await?;
                 carry.figures.download_bytes = fetched.body.len() as u64;
                 carry.figures.download_ms = fetched.elapsed.as_millis() as u64;
+                carry.figures.download_wait_ms = fetched.wait.as_millis() as u64;
                 let m = crate::metrics::get();
                 if fetched.attempts > 0 {
                     m.downloaded_bytes.inc_by(fetched.body.len() as u64);
                     m.stage_time("download", fetched.elapsed);
+                    m.stage_wait("download", fetched.wait);
                 }
                 carry.source = Some((fetched.body, fetched.lease));
                 Ok(JobState::Downloaded {
@@ -484,7 +488,7 @@ impl<S: ObjectStore> Pipeline<S> {
             // gone or changed). Identical content in flight, or an object
             // already in the bucket, ends the row; else convert.
             JobState::Downloaded { source } => {
-                let (key, tag) = self.target(rec, source);
+                let (key, tag, content) = self.target(rec, source);
                 let input = Some(source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&key, tag.as_deref(), carry).await {
                     return shared
@@ -495,7 +499,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 // the conditional PUT finds an object that is already there.
                 let head = self.settings.heads_before_put();
                 if head && !carry.checked_absent && self.present(&key, tag.as_deref()).await? {
-                    let output = self.convert.output_path(&key);
+                    let output = self.convert.output_path(&content);
                     return Ok(self.reused(&key, input, output.exists().then_some(output)));
                 }
                 carry.checked_absent = true;
@@ -507,7 +511,9 @@ impl<S: ObjectStore> Pipeline<S> {
                     lease,
                     alone: carry.alone,
                 };
-                let Some(out) = self.convert.convert(input, &key).await? else {
+                // The work file is named by the content key, never by a
+                // chosen name, which other rows may share.
+                let Some(out) = self.convert.convert(input, &content).await? else {
                     // The source file is gone or changed: fetch it again.
                     return Ok(JobState::Pending);
                 };
@@ -534,7 +540,12 @@ impl<S: ObjectStore> Pipeline<S> {
             } => {
                 let fresh = carry.checked_absent;
                 let input = || (fresh || source.path.exists()).then(|| source.path.clone());
-                let (_, tag) = self.target(rec, source);
+                // The output file is named by the content key it was made
+                // under, which is the tag (not the key of today's engine,
+                // should a resume have changed it).
+                let tag = matches!(rec.name, Some(Ok(_)))
+                    .then(|| output.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .flatten();
                 if let Some(shared) = self.lead_or_follow(key, tag.as_deref(), carry).await {
                     return shared
                         .map(|output| self.reused(key, input(), output))
@@ -591,9 +602,14 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// Where a row's object goes: its key, and for a `--key-template` name
-    /// the tag that says what the object holds (its content key).
-    fn target(&self, rec: &JobRecord, source: &crate::job::SourceFile) -> (String, Option<String>) {
+    /// Where a row's object goes: its key; for a `--key-template` name the
+    /// tag that says what the object holds; and the content key, which names
+    /// the work file.
+    fn target(
+        &self,
+        rec: &JobRecord,
+        source: &crate::job::SourceFile,
+    ) -> (String, Option<String>, String) {
         let content = keys::object_key(
             &self.settings.store.prefix,
             &source.hash,
@@ -605,8 +621,9 @@ impl<S: ObjectStore> Pipeline<S> {
             Some(Ok(name)) => (
                 name.key(source.format.extension()),
                 Some(keys::content_tag(&content).to_string()),
+                content,
             ),
-            _ => (content, None),
+            _ => (content.clone(), None, content),
         }
     }
 
@@ -693,6 +710,7 @@ impl<S: ObjectStore> Pipeline<S> {
             reused = done.reused,
             download_bytes = f.download_bytes,
             download_ms = f.download_ms,
+            download_wait_ms = f.download_wait_ms,
             convert_ms = f.convert_ms,
             convert_wait_ms = f.convert_wait_ms,
             output_bytes = f.output_bytes,

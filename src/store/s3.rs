@@ -28,7 +28,6 @@ use crate::settings::{ObjectOptions, RetryPolicy, StoreSettings};
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::types::{ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass};
 
-/// An S3 bucket with batchimg's retry policy around every call.
 /// The user metadata (`x-amz-meta-batchimg-content`) that says what an
 /// object named by `--key-template` holds: its content key.
 const TAG_METADATA: &str = "batchimg-content";
@@ -37,6 +36,7 @@ const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID an
     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (with ~/.aws/credentials), or run with an instance or \
     pod role";
 
+/// An S3 bucket with batchimg's retry policy around every call.
 #[derive(Clone)]
 pub struct S3Store {
     client: Client,
@@ -417,12 +417,13 @@ fn url_base(settings: &StoreSettings) -> String {
     }
 }
 
-/// Maps an SDK error onto the few cases the pipeline decides on.
 /// Counts a request the store answered with success.
 fn answered(kind: &'static str) {
     crate::metrics::get().store_request(kind, Some(200));
 }
 
+/// Maps an SDK error onto the few cases the pipeline decides on (and counts
+/// the request by its status).
 fn classify<E, R>(op: &'static str, key: &str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -407,6 +407,39 @@ async fn a_key_template_names_objects_and_refuses_to_overwrite_other_content() {
     assert_eq!(env.s3.image_puts().len(), puts, "{again:?}");
     assert_eq!(env.csv("out.csv").len(), 4);
 
+    // Names that share their last segment (`a/main.jpg`, `b/main.jpg`) hold
+    // their own rows' images: work files are named by content, not by name.
+    let a = env
+        .http
+        .route("/a/main.jpg", Reply::jpeg(images::jpeg(30, 20, 85)));
+    let b = env
+        .http
+        .route("/b/main.jpg", Reply::jpeg(images::jpeg(30, 20, 86)));
+    env.input("paths.csv", &[a, b]);
+    let out = env
+        .run(&[
+            "run",
+            "--input",
+            "paths.csv",
+            "--output",
+            "paths-out.csv",
+            "--state-dir",
+            "paths",
+            "--key-template",
+            "mirror/{url_path}",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let rows = env.csv("paths-out.csv");
+    let (oa, ob) = (
+        env.s3.object("mirror/a/main.jpg").unwrap(),
+        env.s3.object("mirror/b/main.jpg").unwrap(),
+    );
+    assert_ne!(oa, ob, "one image stored under both names");
+    assert_ne!(rows[1][2], rows[2][2], "one work file for both rows");
+    assert_eq!(std::fs::read(&rows[1][2]).unwrap(), oa);
+    assert_eq!(std::fs::read(&rows[2][2]).unwrap(), ob);
+
     // A template that names every row alike, or an unknown placeholder, is
     // a usage error before any work.
     for bad in ["{prefix}all.{ext}", "{column:id}.{extension}"] {
