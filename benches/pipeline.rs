@@ -380,7 +380,7 @@ fn run_batchimg(
     let mut child = Command::new(&words[0])
         .args(&words[1..])
         .current_dir(work)
-        .args(["-q", "run", "--input"])
+        .args(["-qq", "run", "--input"])
         .arg(csv)
         .args(["--output", "out.csv", "--state-dir", state])
         .args(
