@@ -80,6 +80,9 @@ const FEED_BATCH: usize = 256;
 /// needs at most five (a file gone twice, a follower whose leader vanished).
 const MAX_STEPS: u32 = 16;
 
+/// Stripes of the locks rows naming one object take (`--key-template`).
+const NAME_LOCKS: usize = 256;
+
 /// Why a run stopped before its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
@@ -146,6 +149,12 @@ pub struct Pipeline<S> {
     index: UrlIndex,
     /// The fingerprint of the object options that are part of every key.
     key_options: Option<String>,
+    /// With `--key-template`: rows naming one object check and upload it one
+    /// at a time. The conditional PUT settles races across processes on
+    /// AWS; within one, this settles them on every server, including those
+    /// (s3s-fs) whose If-None-Match is a check and then a write. Striped, so
+    /// a million names cost a fixed 256 locks.
+    name_locks: Vec<tokio::sync::Mutex<()>>,
     writer: Writer,
     reporter: Arc<dyn Reporter>,
     control: Arc<Control>,
@@ -229,6 +238,13 @@ impl<S: ObjectStore> Pipeline<S> {
                 key_options.clone(),
             ),
             key_options,
+            name_locks: if settings.key_template.is_some() {
+                (0..NAME_LOCKS)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             writer,
             reporter,
             control,
@@ -551,6 +567,10 @@ impl<S: ObjectStore> Pipeline<S> {
                         .map(|output| self.reused(key, input(), output))
                         .map_err(Setback::Failed);
                 }
+                let _named = match tag {
+                    Some(_) => Some(self.name_lock(key).await),
+                    None => None,
+                };
                 let (body, _lease) = match carry.output.take() {
                     Some(held) => held,
                     None => match self.convert.reuse(output).await {
@@ -562,8 +582,11 @@ impl<S: ObjectStore> Pipeline<S> {
                         }
                     },
                 };
+                // A chosen name is checked again under its lock: another row
+                // may have taken it since this row's first check, and a store
+                // that ignores If-None-Match would let this PUT overwrite it.
                 if self.settings.heads_before_put()
-                    && !fresh
+                    && (!fresh || tag.is_some())
                     && self.present(key, tag.as_deref()).await?
                 {
                     return Ok(self.reused(key, input(), Some(output.clone())));
@@ -625,6 +648,16 @@ impl<S: ObjectStore> Pipeline<S> {
             ),
             _ => (content.clone(), None, content),
         }
+    }
+
+    /// The lock of the stripe `key` falls in (see `name_locks`).
+    async fn name_lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.name_locks[(h.finish() % self.name_locks.len() as u64) as usize]
+            .lock()
+            .await
     }
 
     /// Whether the row's object is in the bucket. A content key holds its
