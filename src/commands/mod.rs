@@ -290,7 +290,7 @@ async fn execute(
         output: settings.output.to_string(),
     };
     if let Some(path) = &reports.summary_json {
-        write_summary(path, &summary)?;
+        write_summary(path, &summary).await?;
     }
     if let Some(served) = served {
         served.abort();
@@ -352,28 +352,17 @@ async fn execute(
     })
 }
 
-/// Writes the summary as JSON, whole or not at all (a temporary file renamed).
-fn write_summary(path: &std::path::Path, summary: &Summary) -> Result<(), CommandError> {
-    let dir = dir_of(path);
+/// Writes the summary as JSON, whole or not at all: staged and committed
+/// as the output CSVs are.
+async fn write_summary(path: &std::path::Path, summary: &Summary) -> Result<(), CommandError> {
     let mut text = serde_json::to_vec_pretty(summary).map_err(|e| fatal(anyhow::Error::from(e)))?;
     text.push(b'\n');
-    let mut tmp = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .prefix(".batchimg-summary")
-        .tempfile_in(dir)
-        .map_err(|e| fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    let loc = Location::Local(path.to_path_buf());
+    let mut file = staging_file(&loc).map_err(fatal)?;
     use std::io::Write;
-    tmp.write_all(&text)
-        .and_then(|()| tmp.as_file().sync_all())
+    file.write_all(&text)
         .map_err(|e| fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
-    tmp.persist(path).map_err(|e| {
-        fatal(anyhow::anyhow!(
-            "cannot write {}: {}",
-            path.display(),
-            e.error
-        ))
-    })?;
-    Ok(())
+    commit_file(file, &loc, None).await
 }
 
 /// Failure reasons named in the run's summary line.

@@ -23,20 +23,6 @@ fn proxied_command(env: &Env, proxy: &LoggingProxy) -> tokio::process::Command {
     cmd
 }
 
-fn run_args<'a>(input: &'a std::path::Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        "out.csv",
-        "--output-failed",
-        "failed.csv",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn downloads_go_through_the_proxy_only_when_asked_and_the_policy_still_holds() {
     let env = Env::new().await;
@@ -61,7 +47,7 @@ async fn downloads_go_through_the_proxy_only_when_asked_and_the_policy_still_hol
 
     // Not asked: the variables are ignored (the default).
     let direct = env
-        .run_with(proxied_command(&env, &proxy), &run_args(&input, &[]))
+        .run_input_with(proxied_command(&env, &proxy), &input, &[])
         .await;
     assert_eq!(direct.code, 1, "{direct:?}");
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
@@ -69,17 +55,15 @@ async fn downloads_go_through_the_proxy_only_when_asked_and_the_policy_still_hol
     // Asked: every download goes through the proxy, S3 (NO_PROXY) does not.
     // (Another state directory, so nothing of the first run is reused.)
     let via = env
-        .run_with(
+        .run_input_with(
             proxied_command(&env, &proxy),
-            &run_args(
-                &input,
-                &[
-                    "--state-dir",
-                    "proxied",
-                    "--proxy-from-env",
-                    "--no-url-markers",
-                ],
-            ),
+            &input,
+            &[
+                "--state-dir",
+                "proxied",
+                "--proxy-from-env",
+                "--no-url-markers",
+            ],
         )
         .await;
     assert_eq!(via.code, 1, "{via:?}");
@@ -118,9 +102,7 @@ async fn through_a_proxy_names_are_resolved_and_checked_before_the_request() {
         .env("NO_PROXY", "127.0.0.1")
         .env("no_proxy", "127.0.0.1")
         .env("AWS_ENDPOINT_URL", env.s3.endpoint());
-    let run = env
-        .run_with(cmd, &run_args(&input, &["--proxy-from-env"]))
-        .await;
+    let run = env.run_input_with(cmd, &input, &["--proxy-from-env"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
     assert_eq!(env.http.total_hits(), 0);

@@ -580,6 +580,16 @@ impl Env {
 
     /// `batchimg run --input <input> --output out.csv --output-failed failed.csv <extra>`.
     pub async fn run_input(&self, input: &Path, extra: &[&str]) -> Run {
+        self.run_input_with(self.command(), input, extra).await
+    }
+
+    /// Like [`Env::run_input`], with a command of the test's own making.
+    pub async fn run_input_with(
+        &self,
+        cmd: tokio::process::Command,
+        input: &Path,
+        extra: &[&str],
+    ) -> Run {
         let input = input.to_str().unwrap();
         let mut args = vec![
             "run",
@@ -591,7 +601,7 @@ impl Env {
             "failed.csv",
         ];
         args.extend_from_slice(extra);
-        self.run(&args).await
+        self.run_with(cmd, &args).await
     }
 
     /// Rows of a CSV in the test directory, header included.
