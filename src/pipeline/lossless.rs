@@ -201,10 +201,8 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
 
 /// The EXIF orientation (1 to 8), 1 when there is none.
 fn orientation(data: &[u8]) -> u32 {
-    let mut cursor = std::io::Cursor::new(data);
-    exif::Reader::new()
-        .read_from_container(&mut cursor)
-        .ok()
+    exif_segment(data)
+        .and_then(|tiff| exif::Reader::new().read_raw(tiff.to_vec()).ok())
         .and_then(|e| {
             e.get_field(exif::Tag::Orientation, exif::In::PRIMARY)?
                 .value
@@ -212,6 +210,46 @@ fn orientation(data: &[u8]) -> u32 {
         })
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1)
+}
+
+/// The TIFF body of the first EXIF APP1 segment, found by walking the
+/// marker segments up to the first scan. The exif crate's own JPEG reader
+/// looks for the segment by reading on through the entropy-coded data when
+/// there is none, copying the whole file as it goes: for a photo without
+/// EXIF, a scan (and a copy) of every byte on the runtime thread.
+fn exif_segment(data: &[u8]) -> Option<&[u8]> {
+    const EXIF_ID: &[u8] = b"Exif\0\0";
+    let mut at = 2;
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    loop {
+        // Fill bytes (0xFF) may precede a marker.
+        while *data.get(at)? == 0xFF && *data.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        if *data.get(at)? != 0xFF {
+            return None;
+        }
+        let marker = *data.get(at + 1)?;
+        match marker {
+            // Markers without a length: TEM, RSTn.
+            0x01 | 0xD0..=0xD7 => {
+                at += 2;
+                continue;
+            }
+            // The first scan, or the end: EXIF comes before either.
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        // The length counts its own two bytes.
+        let len = u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]) as usize;
+        let segment = data.get(at + 4..(at + 2 + len).max(at + 4))?;
+        if marker == 0xE1 && segment.starts_with(EXIF_ID) {
+            return Some(&segment[EXIF_ID.len()..]);
+        }
+        at += 2 + len.max(2);
+    }
 }
 
 /// The luma of `data` as a grayscale JPEG, orientation applied; `None` when
@@ -376,6 +414,33 @@ mod tests {
                 djpeg(&["-grayscale"], &source),
                 "{name}: the pixels are the source's luma"
             );
+        }
+    }
+
+    #[test]
+    fn the_exif_segment_is_found_among_others_and_never_after_the_scan() {
+        let plain = cjpeg(&["-quality", "80"], 48, 32, 7);
+        assert_eq!(exif_segment(&plain), None);
+        assert_eq!(orientation(&plain), 1);
+        let rotated = with_orientation(&plain, 6);
+        assert_eq!(orientation(&rotated), 6);
+        // After a JFIF APP0 and an XMP APP1, as cameras and editors write them.
+        let mut xmp = vec![0xFF, 0xE1];
+        let body = b"http://ns.adobe.com/xap/1.0/\0<x/>";
+        xmp.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+        xmp.extend_from_slice(body);
+        let mut later = rotated[..2].to_vec();
+        later.extend_from_slice(&xmp);
+        later.extend_from_slice(&rotated[2..]);
+        assert_eq!(orientation(&later), 6);
+        // Bytes after the first scan are entropy-coded data, never EXIF.
+        let sos = plain.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let mut inside = plain[..sos + 2].to_vec();
+        inside.extend_from_slice(&with_orientation(&plain, 6)[2..]);
+        assert_eq!(orientation(&inside), 1);
+        // Cut short anywhere, the walk ends without a panic.
+        for cut in 0..rotated.len().min(64) {
+            let _ = orientation(&rotated[..cut]);
         }
     }
 
