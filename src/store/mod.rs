@@ -5,6 +5,7 @@
 //! [`s3::S3Store`], which every end-to-end test drives against a real
 //! S3-compatible server.
 
+pub mod direct;
 pub mod s3;
 
 use std::fmt;

@@ -9,6 +9,7 @@
 //!   (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html), so a
 //!   403 is reported as a permission problem, never as "not there".
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -22,6 +23,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
+use super::direct::{self, DirectPut};
 use super::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 use crate::retry::with_retry;
 use crate::settings::{ObjectOptions, RetryPolicy, StoreSettings};
@@ -47,6 +49,8 @@ pub struct S3Store {
     retry: RetryPolicy,
     /// What the bucket demands of the objects and requests.
     options: ObjectOptions,
+    /// The image PUTs' lean path, when the bucket's endpoint is plain SigV4.
+    direct: Option<Arc<DirectPut>>,
 }
 
 impl S3Store {
@@ -88,6 +92,25 @@ impl S3Store {
             config = config.credentials_provider(provider.clone());
             credentials = Some(provider);
         }
+        let direct = match &credentials {
+            Some(provider) => {
+                let endpoint = direct::plain_endpoint(
+                    &settings.bucket,
+                    &settings.region,
+                    settings.endpoint.as_deref(),
+                    base.use_fips().unwrap_or(false),
+                    base.use_dual_stack().unwrap_or(false),
+                )
+                .await;
+                endpoint.and_then(|(url, region)| {
+                    DirectPut::new(url, region, provider.clone(), &settings.object)
+                })
+            }
+            None => None,
+        };
+        if direct.is_none() {
+            tracing::debug!("image uploads go through the SDK (not a plain SigV4 endpoint)");
+        }
         S3Store {
             client: Client::from_conf(config.build()),
             credentials,
@@ -95,6 +118,7 @@ impl S3Store {
             url_base: url_base(settings),
             retry,
             options: settings.object.clone(),
+            direct: direct.map(Arc::new),
         }
     }
 
@@ -294,6 +318,14 @@ impl ObjectStore for S3Store {
         content_type: &str,
         tag: Option<&str>,
     ) -> Result<PutOutcome, StoreError> {
+        if let Some(direct) = self.direct.as_ref().filter(|_| DirectPut::takes(key)) {
+            let tag = tag.map(|t| (TAG_METADATA, t));
+            let (result, _) = with_retry(&self.retry, "PUT", || {
+                direct.put_if_absent(key, body.clone(), content_type, tag)
+            })
+            .await;
+            return result;
+        }
         let (result, _) = with_retry(&self.retry, "PUT", || async {
             let mut put = self.put_request(&self.bucket, key, true);
             if let Some(tag) = tag {
@@ -439,29 +471,7 @@ where
         SdkError::DispatchFailure(f) if f.is_user() => StoreErrorKind::Rejected,
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => StoreErrorKind::Network,
         SdkError::ConstructionFailure(_) => StoreErrorKind::Rejected,
-        _ => match (code.as_deref(), status) {
-            (
-                Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
-                _,
-            )
-            | (_, Some(429 | 503)) => StoreErrorKind::Throttled,
-            (Some("RequestTimeout"), _) | (_, Some(408)) => StoreErrorKind::Timeout,
-            (Some("NoSuchBucket"), _) => StoreErrorKind::NoSuchBucket,
-            (
-                Some(
-                    "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch"
-                    | "ExpiredToken"
-                    | "InvalidToken"
-                    | "TokenRefreshRequired",
-                ),
-                _,
-            ) => StoreErrorKind::BadCredentials,
-            (_, Some(403)) => StoreErrorKind::PermissionDenied,
-            (_, Some(409)) => StoreErrorKind::Unavailable,
-            (_, Some(s)) if s >= 500 => StoreErrorKind::Unavailable,
-            _ => StoreErrorKind::Rejected,
-        },
+        _ => kind_of(code.as_deref(), status),
     };
     StoreError {
         op,
@@ -470,6 +480,30 @@ where
         status,
         retry_after,
         source: Some(Box::new(err)),
+    }
+}
+
+/// What a service error means for the pipeline, by its code and status.
+pub(super) fn kind_of(code: Option<&str>, status: Option<u16>) -> StoreErrorKind {
+    match (code, status) {
+        (Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"), _)
+        | (_, Some(429 | 503)) => StoreErrorKind::Throttled,
+        (Some("RequestTimeout"), _) | (_, Some(408)) => StoreErrorKind::Timeout,
+        (Some("NoSuchBucket"), _) => StoreErrorKind::NoSuchBucket,
+        (
+            Some(
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "TokenRefreshRequired",
+            ),
+            _,
+        ) => StoreErrorKind::BadCredentials,
+        (_, Some(403)) => StoreErrorKind::PermissionDenied,
+        (_, Some(409)) => StoreErrorKind::Unavailable,
+        (_, Some(s)) if s >= 500 => StoreErrorKind::Unavailable,
+        _ => StoreErrorKind::Rejected,
     }
 }
 

@@ -302,6 +302,73 @@ async fn s3_failures_are_retried_by_exactly_one_layer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn image_puts_are_signed_directly_and_their_failures_classed_as_the_sdks() {
+    let env = Env::new().await;
+    let urls: Vec<String> = (0..2)
+        .map(|i| {
+            env.http
+                .route(&format!("/{i}.jpg"), Reply::jpeg(images::jpeg(40, 30, i)))
+        })
+        .collect();
+    let input = env.input("in.csv", &urls);
+    // No HEAD first: the PUT itself meets the outage.
+    let args = ["--attempts", "3", "--head-before-put", "never"];
+    env.s3.set_objects_down(true);
+    let run = env.run_input(&input, &args).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("object store failed"), "{run:?}");
+    let image_puts = |env: &Env| -> Vec<_> {
+        env.s3
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "PUT" && !r.key.contains(".batchimg/") && !r.key.ends_with(".csv")
+            })
+            .collect()
+    };
+    let failed = image_puts(&env);
+    assert!(
+        failed.iter().all(|r| r.status == 503) && failed.len() % 3 == 0 && !failed.is_empty(),
+        "--attempts 3 per image PUT: {failed:?}"
+    );
+    assert_eq!(env.csv("failed.csv").len(), 1, "no row failed: {run:?}");
+
+    // Throttled twice (SlowDown), then fine: retried within the attempts.
+    env.s3.set_objects_down(false);
+    env.s3.clear_log();
+    env.s3.fail_next(2);
+    let again = env.run(&["resume"]).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(env.s3.image_puts().len(), 2, "{:?}", env.s3.requests());
+    let puts = image_puts(&env);
+    assert!(
+        puts.iter().all(|r| r.user_agent.starts_with("batchimg/")),
+        "image PUTs take the signed path: {puts:?}"
+    );
+    let others: Vec<_> = env
+        .s3
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 200 && !(r.method == "PUT" && puts.iter().any(|p| p.key == r.key)))
+        .collect();
+    assert!(
+        !others.is_empty() && others.iter().all(|r| r.user_agent.contains("aws-sdk-rust")),
+        "every other request goes through the SDK: {others:?}"
+    );
+    // Every object is what a rerun without the journal finds: nothing new.
+    env.s3.clear_log();
+    let rerun = env
+        .run_input(&input, &["--fresh", "--head-before-put", "never"])
+        .await;
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert!(
+        image_puts(&env).iter().all(|r| r.status == 412),
+        "{:?}",
+        env.s3.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_url_is_fetched_once_and_listed_on_every_row() {
     let env = Env::new().await;
     let url = env

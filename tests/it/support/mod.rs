@@ -220,6 +220,9 @@ async fn answer(reply: Reply, n: u32, headers: &axum::http::HeaderMap) -> Respon
 #[derive(Debug, Clone)]
 pub struct S3Request {
     pub method: String,
+    /// The client's User-Agent: `batchimg/…` for the signed image PUTs,
+    /// the SDK's for every other request.
+    pub user_agent: String,
     /// The object key (path after the bucket), percent-decoded.
     pub key: String,
     pub status: u16,
@@ -402,6 +405,12 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let key = key_of(&path);
     let method = parts.method.to_string();
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let injected = (st.down.load(Ordering::SeqCst) && !key.is_empty())
         || st
             .fail_next
@@ -410,6 +419,7 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     if injected {
         st.log.lock().unwrap().push(S3Request {
             method,
+            user_agent,
             key,
             status: 503,
         });
@@ -435,6 +445,7 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
             let status = resp.status().as_u16();
             st.log.lock().unwrap().push(S3Request {
                 method,
+                user_agent,
                 key,
                 status,
             });
