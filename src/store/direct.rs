@@ -10,15 +10,18 @@
 //! SDK's own crates: the bucket's endpoint from the SDK's resolver (once per
 //! run), the signature from aws-sigv4 (the SDK's signer, with S3's settings),
 //! the credentials from the SDK's provider chain (cached here until five
-//! minutes before they expire). Only what this path can send exactly as the
-//! SDK would takes it: a plain SigV4 endpoint and a key without `.` or `..`
-//! segments (which URL parsing would fold away). Everything else, and every
-//! other operation, goes through the SDK.
+//! minutes before they expire, and used until they do if a refresh fails).
+//! Only what this path can send exactly as the SDK would takes it: a plain
+//! SigV4 endpoint the SDK would also use (not one from an AWS profile) and a
+//! key whose URL path is the key (no `.` or `..` segments, which URL parsing
+//! folds away). Everything else, and every other operation, goes through the SDK.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::config::SharedCredentialsProvider;
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_sigv4::http_request::{
@@ -44,6 +47,11 @@ const KEY_PATH: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Credentials are fetched again this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+/// Credentials without an expiry are read again this often, as the SDK does
+/// (a credentials file rotated mid-run is picked up).
+const REREAD_UNEXPIRING: Duration = Duration::from_secs(15 * 60);
+/// Credentials this close to expiry are not used, even when a refresh failed.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
 /// An error body larger than this is not read for its code.
 const ERROR_BODY_LIMIT: usize = 64 << 10;
@@ -55,7 +63,10 @@ pub struct DirectPut {
     base: String,
     signing_region: String,
     credentials: SharedCredentialsProvider,
-    cached: tokio::sync::RwLock<Option<Credentials>>,
+    /// The credentials last provided, and when.
+    cached: Mutex<Option<(Credentials, Instant)>>,
+    /// One refresh at a time; PUTs meanwhile sign with what is cached.
+    refreshing: tokio::sync::Mutex<()>,
     /// What every image PUT carries: the object options, as the SDK sends them.
     headers: Vec<(String, String)>,
 }
@@ -113,38 +124,48 @@ impl DirectPut {
         options: &ObjectOptions,
     ) -> Option<DirectPut> {
         let headers = option_headers(options)?;
-        let http = reqwest::Client::builder()
-            // S3 traffic follows the SDK's settings, which read no proxy variables.
-            .no_proxy()
+        let mut http = reqwest::Client::builder()
+            // As the SDK's client: HTTP(S)_PROXY and NO_PROXY from the
+            // environment (reqwest's default), and no redirect followed.
+            .redirect(reqwest::redirect::Policy::none())
             .http1_only()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("batchimg/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .ok()?;
+            .user_agent(concat!("batchimg/", env!("CARGO_PKG_VERSION")));
+        // A client that never speaks TLS needs no trust roots (loading the
+        // system's takes about 6 ms of CPU per process).
+        if base.starts_with("http://") {
+            http = http.tls_certs_only([]);
+        }
+        let http = http.build().ok()?;
         Some(DirectPut {
             http,
             base,
             signing_region,
             credentials,
-            cached: tokio::sync::RwLock::new(None),
+            cached: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
             headers,
         })
     }
 
-    /// Whether `key` can go this way: URL parsing folds `.` and `..`
-    /// segments (also percent-encoded), which would change the key.
-    pub fn takes(key: &str) -> bool {
-        !key.split('/').any(|segment| {
-            let s = segment.to_ascii_lowercase().replace("%2e", ".");
-            s == "." || s == ".."
-        })
+    /// The URL of `key`, when its path is the key: URL parsing folds `.`
+    /// and `..` segments, which would change the key, and an empty key would
+    /// name the bucket. `None` sends the PUT through the SDK.
+    pub fn url_for(&self, key: &str) -> Option<reqwest::Url> {
+        if key.is_empty() {
+            return None;
+        }
+        let encoded = utf8_percent_encode(key, KEY_PATH).to_string();
+        let url = reqwest::Url::parse(&format!("{}/{encoded}", self.base)).ok()?;
+        url.path().ends_with(&format!("/{encoded}")).then_some(url)
     }
 
     /// One conditional PUT (`If-None-Match: *`) of an image under `key`,
     /// with `tag` in its metadata. The caller retries.
     pub async fn put_if_absent(
         &self,
+        url: &reqwest::Url,
         key: &str,
         body: Bytes,
         content_type: &str,
@@ -161,14 +182,19 @@ impl DirectPut {
         let identity: Identity = self
             .credentials()
             .await
-            .map_err(|e| error(StoreErrorKind::BadCredentials, None, Box::new(e)))?
+            .map_err(|e| {
+                crate::metrics::get().store_request("PUT", None);
+                error(credentials_kind(&e), None, Box::new(e))
+            })?
             .into();
-        let url = format!("{}/{}", self.base, utf8_percent_encode(key, KEY_PATH));
         let length = body.len().to_string();
         let tag = tag.map(|(name, value)| (format!("x-amz-meta-{name}"), value));
+        // The tag wins over a `--metadata` entry of the same name, as in the
+        // SDK's metadata map; two headers would be joined into one value.
         let mut headers: Vec<(&str, &str)> = self
             .headers
             .iter()
+            .filter(|(n, _)| tag.as_ref().is_none_or(|(t, _)| !n.eq_ignore_ascii_case(t)))
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         headers.extend([
@@ -180,7 +206,7 @@ impl DirectPut {
             headers.push((name.as_str(), value));
         }
         let request = self
-            .signed(&url, &headers, &body, &identity)
+            .signed(url, &headers, &body, &identity)
             .map_err(|e| error(StoreErrorKind::Rejected, None, e))?;
         let response = match self.http.execute(request).await {
             Ok(r) => r,
@@ -198,21 +224,22 @@ impl DirectPut {
         };
         let status = response.status().as_u16();
         crate::metrics::get().store_request("PUT", Some(status));
-        match status {
-            200..=299 => return Ok(PutOutcome::Created),
-            412 => return Ok(PutOutcome::AlreadyPresent),
-            _ => {}
-        }
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        // The body is read in every case, so the connection can be reused.
         let text = match response.content_length() {
             Some(n) if n as usize > ERROR_BODY_LIMIT => String::new(),
             _ => response.text().await.unwrap_or_default(),
         };
+        match status {
+            200..=299 => return Ok(PutOutcome::Created),
+            412 => return Ok(PutOutcome::AlreadyPresent),
+            _ => {}
+        }
         let service = ServiceError::parse(status, &text);
         let kind = super::s3::kind_of(service.code.as_deref(), Some(status));
         Err(StoreError {
@@ -225,7 +252,7 @@ impl DirectPut {
     /// SHA-256 in `x-amz-content-sha256`, the path encoded once, not normalised.
     fn signed(
         &self,
-        url: &str,
+        url: &reqwest::Url,
         headers: &[(&str, &str)],
         body: &Bytes,
         identity: &Identity,
@@ -242,44 +269,87 @@ impl DirectPut {
             .settings(settings)
             .build()?
             .into();
+        // The URL as reqwest will send it (host lower-cased, IP literals in
+        // their canonical form), so the signed Host is the one sent.
         let signable = SignableRequest::new(
             "PUT",
-            url,
+            url.as_str(),
             headers.iter().copied(),
             SignableBody::Bytes(body),
         )?;
         let (instructions, _signature) = sign(signable, &params)?.into_parts();
-        let mut request = http::Request::builder().method("PUT").uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
+        let mut request = reqwest::Request::new(reqwest::Method::PUT, url.clone());
+        let map = request.headers_mut();
+        for (name, value) in headers.iter().copied().chain(instructions.headers()) {
+            map.append(
+                http::HeaderName::try_from(name)?,
+                http::HeaderValue::from_str(value)?,
+            );
         }
-        let mut request = request.body(body.clone())?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(reqwest::Request::try_from(
-            request.map(reqwest::Body::from),
-        )?)
+        *request.body_mut() = Some(reqwest::Body::from(body.clone()));
+        Ok(request)
     }
 
-    /// The provider's credentials, fetched once and again only near their expiry.
-    async fn credentials(
-        &self,
-    ) -> Result<Credentials, aws_credential_types::provider::error::CredentialsError> {
-        let fresh = |c: &Credentials| {
-            c.expiry().is_none_or(|at| {
-                at.duration_since(SystemTime::now())
-                    .is_ok_and(|left| left > REFRESH_BEFORE_EXPIRY)
-            })
+    /// The provider's credentials: fetched once, again near their expiry
+    /// (or every 15 minutes when they have none), and the cached ones used
+    /// until they expire when a refresh fails.
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        let now = (SystemTime::now(), Instant::now());
+        let usable = |c: &Credentials, margin: Duration| match c.expiry() {
+            Some(at) => at.duration_since(now.0).is_ok_and(|left| left > margin),
+            None => true,
         };
-        if let Some(c) = self.cached.read().await.as_ref().filter(|c| fresh(c)) {
-            return Ok(c.clone());
+        let fresh = |(c, at): &(Credentials, Instant)| match c.expiry() {
+            Some(_) => usable(c, REFRESH_BEFORE_EXPIRY),
+            None => now.1.duration_since(*at) < REREAD_UNEXPIRING,
+        };
+        let cached = self.cached.lock().expect("credentials lock").clone();
+        if let Some(entry) = cached.as_ref().filter(|e| fresh(e)) {
+            return Ok(entry.0.clone());
         }
-        let mut cached = self.cached.write().await;
-        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
-            return Ok(c.clone());
+        let still_valid = cached.map(|(c, _)| c).filter(|c| usable(c, EXPIRY_MARGIN));
+        // Another PUT is refreshing: sign with the old ones while they last.
+        let _refreshing = match self.refreshing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match still_valid {
+                Some(c) => return Ok(c),
+                None => self.refreshing.lock().await,
+            },
+        };
+        if let Some(entry) = self
+            .cached
+            .lock()
+            .expect("credentials lock")
+            .as_ref()
+            .filter(|e| fresh(e))
+        {
+            return Ok(entry.0.clone());
         }
-        let c = self.credentials.provide_credentials().await?;
-        *cached = Some(c.clone());
-        Ok(c)
+        match self.credentials.provide_credentials().await {
+            Ok(c) => {
+                *self.cached.lock().expect("credentials lock") = Some((c.clone(), Instant::now()));
+                Ok(c)
+            }
+            Err(e) => match still_valid {
+                Some(c) => {
+                    tracing::debug!(error = %crate::error::chain(&e), "credentials refresh failed; signing with the cached ones until they expire");
+                    Ok(c)
+                }
+                None => Err(e),
+            },
+        }
+    }
+}
+
+/// How a failed credentials lookup counts: a missing or broken
+/// configuration stops the run; anything else (a metadata service or STS
+/// hiccup) is retried, as the SDK's dispatch failures are.
+fn credentials_kind(e: &CredentialsError) -> StoreErrorKind {
+    match e {
+        CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => {
+            StoreErrorKind::BadCredentials
+        }
+        _ => StoreErrorKind::Network,
     }
 }
 
@@ -376,10 +446,24 @@ mod tests {
         assert_eq!(encode("gray/ab12.jpg"), "gray/ab12.jpg");
         assert_eq!(encode("a b/ü+x=y&z.jpg"), "a%20b/%C3%BC%2Bx%3Dy%26z.jpg");
         assert_eq!(encode("~user/-_.jpg"), "~user/-_.jpg");
-        assert!(DirectPut::takes("a/b.c/..d.jpg"));
-        assert!(!DirectPut::takes("a/../b.jpg"));
-        assert!(!DirectPut::takes("./b.jpg"));
-        assert!(!DirectPut::takes("a/%2E%2e/b.jpg"));
+        let direct = DirectPut::new(
+            "http://127.0.0.1:9000/photos".into(),
+            "us-east-1".into(),
+            SharedCredentialsProvider::new(Credentials::new("k", "s", None, None, "test")),
+            &ObjectOptions::default(),
+        )
+        .unwrap();
+        let path = |k: &str| direct.url_for(k).map(|u| u.path().to_string());
+        assert_eq!(
+            path("a/b.c/..d.jpg").as_deref(),
+            Some("/photos/a/b.c/..d.jpg")
+        );
+        assert_eq!(path("a b.jpg").as_deref(), Some("/photos/a%20b.jpg"));
+        assert_eq!(path("a/../b.jpg"), None);
+        assert_eq!(path("./b.jpg"), None);
+        assert_eq!(path(""), None);
+        // A literal `%2e` is encoded as `%252e`: a name, not a dot segment.
+        assert_eq!(path("%2e/b.jpg").as_deref(), Some("/photos/%252e/b.jpg"));
     }
 
     #[test]
@@ -430,6 +514,62 @@ mod tests {
             ..ObjectOptions::default()
         };
         assert!(option_headers(&bad).is_none());
+    }
+
+    /// Credentials expiring in `left`, the first time only; then failures.
+    #[derive(Debug)]
+    struct Once {
+        left: Duration,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    impl ProvideCredentials for Once {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_credential_types::provider::future::ProvideCredentials::ready(if n == 0 {
+                Ok(Credentials::new(
+                    "k",
+                    "s",
+                    Some("t".into()),
+                    Some(SystemTime::now() + self.left),
+                    "test",
+                ))
+            } else {
+                Err(CredentialsError::provider_error("STS is down"))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_signs_with_the_cached_credentials_until_they_expire() {
+        let direct = |left| {
+            let provider = Once {
+                left,
+                calls: Default::default(),
+            };
+            DirectPut::new(
+                "http://127.0.0.1:9000/photos".into(),
+                "us-east-1".into(),
+                SharedCredentialsProvider::new(provider),
+                &ObjectOptions::default(),
+            )
+            .unwrap()
+        };
+        // Two minutes left: due for a refresh, which fails; still usable.
+        let d = direct(Duration::from_secs(120));
+        assert_eq!(d.credentials().await.unwrap().session_token(), Some("t"));
+        assert_eq!(d.credentials().await.unwrap().session_token(), Some("t"));
+        // Five seconds left: not usable, so the provider's failure shows, as
+        // a transient one (a metadata service or STS hiccup is retried).
+        let d = direct(Duration::from_secs(5));
+        d.credentials().await.unwrap();
+        let e = d.credentials().await.unwrap_err();
+        assert_eq!(credentials_kind(&e), StoreErrorKind::Network);
     }
 
     #[tokio::test]

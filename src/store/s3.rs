@@ -92,8 +92,20 @@ impl S3Store {
             config = config.credentials_provider(provider.clone());
             credentials = Some(provider);
         }
+        // An endpoint from an AWS profile (`endpoint_url`, also under
+        // `[services]`) is the SDK's alone: the signed path would not know it.
+        let profile_endpoint = settings.endpoint.is_none()
+            && (base.endpoint_url().is_some()
+                || base.service_config().is_some_and(|c| {
+                    aws_types::service_config::ServiceConfigKey::builder()
+                        .service_id("S3")
+                        .env("AWS_ENDPOINT_URL")
+                        .profile("endpoint_url")
+                        .build()
+                        .is_ok_and(|key| c.load_config(key).is_some())
+                }));
         let direct = match &credentials {
-            Some(provider) => {
+            Some(provider) if !profile_endpoint => {
                 let endpoint = direct::plain_endpoint(
                     &settings.bucket,
                     &settings.region,
@@ -106,7 +118,7 @@ impl S3Store {
                     DirectPut::new(url, region, provider.clone(), &settings.object)
                 })
             }
-            None => None,
+            _ => None,
         };
         if direct.is_none() {
             tracing::debug!("image uploads go through the SDK (not a plain SigV4 endpoint)");
@@ -318,10 +330,12 @@ impl ObjectStore for S3Store {
         content_type: &str,
         tag: Option<&str>,
     ) -> Result<PutOutcome, StoreError> {
-        if let Some(direct) = self.direct.as_ref().filter(|_| DirectPut::takes(key)) {
+        if let Some(direct) = &self.direct
+            && let Some(url) = direct.url_for(key)
+        {
             let tag = tag.map(|t| (TAG_METADATA, t));
             let (result, _) = with_retry(&self.retry, "PUT", || {
-                direct.put_if_absent(key, body.clone(), content_type, tag)
+                direct.put_if_absent(&url, key, body.clone(), content_type, tag)
             })
             .await;
             return result;

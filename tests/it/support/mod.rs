@@ -234,6 +234,8 @@ struct ProxyState {
     log: Mutex<Vec<S3Request>>,
     down: AtomicBool,
     fail_next: AtomicU32,
+    /// Like `fail_next`, for image PUTs only.
+    fail_next_image_puts: AtomicU32,
 }
 
 /// The real s3s-fs server behind a recording proxy.
@@ -278,6 +280,7 @@ impl S3Server {
             log: Mutex::new(Vec::new()),
             down: AtomicBool::new(false),
             fail_next: AtomicU32::new(0),
+            fail_next_image_puts: AtomicU32::new(0),
         });
         let app = axum::Router::new()
             .fallback(proxy)
@@ -327,6 +330,11 @@ impl S3Server {
     }
 
     /// Answers the next `n` requests with 503 SlowDown.
+    /// The next `n` image PUTs are answered 503 SlowDown.
+    pub fn fail_next_image_puts(&self, n: u32) {
+        self.state.fail_next_image_puts.store(n, Ordering::SeqCst);
+    }
+
     pub fn fail_next(&self, n: u32) {
         self.state.fail_next.store(n, Ordering::SeqCst);
     }
@@ -415,7 +423,13 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         || st
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+            .is_ok()
+        || (method == "PUT"
+            && is_image_key(&key)
+            && st
+                .fail_next_image_puts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok());
     if injected {
         st.log.lock().unwrap().push(S3Request {
             method,
