@@ -6,8 +6,9 @@
 //!    images already in memory, no I/O.
 //! 3. End to end: the release binary downloads them from a loopback HTTP server
 //!    in this process and uploads to s3s-fs (a fresh bucket each round), at
-//!    default settings. Rounds alternate with ceilings, and each round's ratio
-//!    uses the ceilings on either side of it; the median round is reported.
+//!    default settings. Rounds alternate with both ceilings, and each round's
+//!    ratio and CPU above the lossless ceiling use the ceilings on either side
+//!    of it; the median round (and the median CPU above) is reported.
 //! 4. The rerun: the same input again with the journal and work directory
 //!    deleted, so every answer must come from the bucket.
 //!
