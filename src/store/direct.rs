@@ -34,7 +34,7 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{PutOutcome, StoreError, StoreErrorKind};
-use crate::settings::ObjectOptions;
+use crate::settings::{ObjectOptions, StoreSettings};
 
 /// Bytes of a key kept as they are in its URL path, as the SDK's greedy
 /// label encoding keeps them (RFC 3986 unreserved, and `/`).
@@ -73,7 +73,7 @@ pub struct DirectPut {
 
 /// Where the SDK would send requests for the bucket, when that is a plain
 /// SigV4 endpoint signed for S3: its URL and its signing region.
-pub async fn plain_endpoint(
+async fn plain_endpoint(
     bucket: &str,
     region: &str,
     custom: Option<&str>,
@@ -115,9 +115,43 @@ pub async fn plain_endpoint(
 }
 
 impl DirectPut {
+    /// The signed-PUT path to the destination bucket, or `None` when the SDK
+    /// must upload: an endpoint from an AWS profile (`endpoint_url`, also
+    /// under `[services]`), which only the SDK knows; an endpoint that is not
+    /// plain SigV4; an object option that cannot be a header (the SDK then
+    /// reports it as it would).
+    pub async fn connect(
+        settings: &StoreSettings,
+        sdk: &aws_types::SdkConfig,
+        credentials: SharedCredentialsProvider,
+    ) -> Option<DirectPut> {
+        let profile_endpoint = settings.endpoint.is_none()
+            && (sdk.endpoint_url().is_some()
+                || sdk.service_config().is_some_and(|c| {
+                    aws_types::service_config::ServiceConfigKey::builder()
+                        .service_id("S3")
+                        .env("AWS_ENDPOINT_URL")
+                        .profile("endpoint_url")
+                        .build()
+                        .is_ok_and(|key| c.load_config(key).is_some())
+                }));
+        if profile_endpoint {
+            return None;
+        }
+        let (base, region) = plain_endpoint(
+            &settings.bucket,
+            &settings.region,
+            settings.endpoint.as_deref(),
+            sdk.use_fips().unwrap_or(false),
+            sdk.use_dual_stack().unwrap_or(false),
+        )
+        .await?;
+        DirectPut::new(base, region, credentials, &settings.object)
+    }
+
     /// The signed-PUT path for a bucket at `base`, or `None` when an object
-    /// option cannot be a header (the SDK then reports it as it would).
-    pub fn new(
+    /// option cannot be a header.
+    fn new(
         base: String,
         signing_region: String,
         credentials: SharedCredentialsProvider,
@@ -228,8 +262,7 @@ impl DirectPut {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(super::s3::retry_after_secs);
         // The body is read in every case, so the connection can be reused.
         let text = match response.content_length() {
             Some(n) if n as usize > ERROR_BODY_LIMIT => String::new(),

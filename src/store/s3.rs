@@ -23,7 +23,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use super::direct::{self, DirectPut};
+use super::direct::DirectPut;
 use super::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 use crate::retry::with_retry;
 use crate::settings::{ObjectOptions, RetryPolicy, StoreSettings};
@@ -92,36 +92,12 @@ impl S3Store {
             config = config.credentials_provider(provider.clone());
             credentials = Some(provider);
         }
-        // An endpoint from an AWS profile (`endpoint_url`, also under
-        // `[services]`) is the SDK's alone: the signed path would not know it.
-        let profile_endpoint = settings.endpoint.is_none()
-            && (base.endpoint_url().is_some()
-                || base.service_config().is_some_and(|c| {
-                    aws_types::service_config::ServiceConfigKey::builder()
-                        .service_id("S3")
-                        .env("AWS_ENDPOINT_URL")
-                        .profile("endpoint_url")
-                        .build()
-                        .is_ok_and(|key| c.load_config(key).is_some())
-                }));
         let direct = match &credentials {
-            Some(provider) if !profile_endpoint => {
-                let endpoint = direct::plain_endpoint(
-                    &settings.bucket,
-                    &settings.region,
-                    settings.endpoint.as_deref(),
-                    base.use_fips().unwrap_or(false),
-                    base.use_dual_stack().unwrap_or(false),
-                )
-                .await;
-                endpoint.and_then(|(url, region)| {
-                    DirectPut::new(url, region, provider.clone(), &settings.object)
-                })
-            }
-            _ => None,
+            Some(provider) => DirectPut::connect(settings, &base, provider.clone()).await,
+            None => None,
         };
         if direct.is_none() {
-            tracing::debug!("image uploads go through the SDK (not a plain SigV4 endpoint)");
+            tracing::debug!("image uploads go through the SDK (see store/direct.rs for when)");
         }
         S3Store {
             client: Client::from_conf(config.build()),
@@ -532,11 +508,13 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
         self.status().as_u16()
     }
     fn retry_after(&self) -> Option<Duration> {
-        self.headers()
-            .get("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+        self.headers().get("retry-after").and_then(retry_after_secs)
     }
+}
+
+/// A `Retry-After` header in seconds (S3 sends no dates there).
+pub(super) fn retry_after_secs(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -317,16 +317,7 @@ async fn image_puts_are_signed_directly_and_their_failures_classed_as_the_sdks()
     let run = env.run_input(&input, &args).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("object store failed"), "{run:?}");
-    let image_puts = |env: &Env| -> Vec<_> {
-        env.s3
-            .requests()
-            .into_iter()
-            .filter(|r| {
-                r.method == "PUT" && !r.key.contains(".batchimg/") && !r.key.ends_with(".csv")
-            })
-            .collect()
-    };
-    let failed = image_puts(&env);
+    let failed = env.s3.image_put_requests();
     assert!(
         failed.iter().all(|r| r.status == 503) && failed.len() % 3 == 0 && !failed.is_empty(),
         "--attempts 3 per image PUT: {failed:?}"
@@ -340,7 +331,7 @@ async fn image_puts_are_signed_directly_and_their_failures_classed_as_the_sdks()
     let again = env.run(&["resume"]).await;
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(env.s3.image_puts().len(), 2, "{:?}", env.s3.requests());
-    let puts = image_puts(&env);
+    let puts = env.s3.image_put_requests();
     assert_eq!(
         puts.iter().filter(|r| r.status == 503).count(),
         2,
@@ -370,7 +361,7 @@ async fn image_puts_are_signed_directly_and_their_failures_classed_as_the_sdks()
         )
         .await;
     assert_eq!(rerun.code, 0, "{rerun:?}");
-    let again = image_puts(&env);
+    let again = env.s3.image_put_requests();
     assert!(
         again.len() == 2 && again.iter().all(|r| r.status == 412),
         "{again:?}"

@@ -308,10 +308,18 @@ impl S3Server {
 
     /// Successful PUTs of images (URL index objects and CSVs excluded).
     pub fn image_puts(&self) -> Vec<String> {
+        self.image_put_requests()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.key)
+            .collect()
+    }
+
+    /// Every PUT of an image, however it ended.
+    pub fn image_put_requests(&self) -> Vec<S3Request> {
         self.requests()
             .into_iter()
-            .filter(|r| r.method == "PUT" && r.status == 200 && is_image_key(&r.key))
-            .map(|r| r.key)
+            .filter(|r| r.method == "PUT" && is_image_key(&r.key))
             .collect()
     }
 
