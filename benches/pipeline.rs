@@ -17,7 +17,14 @@
 //! batchimg under (a profiler), BENCH_ARGS, extra options for every batchimg
 //! run; BENCH_S3_WORKERS, the local S3 server's async worker threads (default
 //! 1), BENCH_S3_WRAP, a command to run it under; BENCH_BIN, another batchimg
-//! binary to measure (for A/B comparisons).
+//! binary to measure.
+//!
+//! A/B mode, for changes smaller than this VM's drift: BENCH_AB names the B
+//! binary (or a wrapper script that execs one; `same` for the A binary) and
+//! BENCH_AB_ARGS adds options to B's runs only. Each of BENCH_ROUNDS pairs
+//! runs A and B back to back, in alternating order, each on a fresh bucket
+//! and state; the report is each pair's CPU per image and the median of the
+//! paired differences, which cancels the drift that separates whole runs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +66,11 @@ fn main() {
     }
     std::fs::write(&csv, text).unwrap();
 
+    if let Ok(b) = std::env::var("BENCH_AB") {
+        let b = Variant::b(root, &b);
+        return ab(root, &b, &work, &csv, &s3, count, rounds);
+    }
+
     // This VM's speed drifts by a quarter within minutes, so each end-to-end
     // run is compared with ceilings measured just before and just after it.
     let mut ceilings = vec![ceiling(&images, cores)];
@@ -79,7 +91,7 @@ fn main() {
         // on every file this round creates (its `recently_deleted` check).
         let state = format!("state{round}");
         let first = run_batchimg(
-            root,
+            &Variant::a(root),
             work.path(),
             &csv,
             &s3.endpoint,
@@ -111,7 +123,7 @@ fn main() {
     let bucket = format!("bench{rounds}");
     // A journal and work directory of its own: nothing to go on but the bucket.
     let rerun = run_batchimg(
-        root,
+        &Variant::a(root),
         work.path(),
         &csv,
         &s3.endpoint,
@@ -367,8 +379,107 @@ struct Measured {
     switches: (i64, i64),
 }
 
-fn run_batchimg(
+/// A batchimg to measure: its binary and options of its own.
+struct Variant {
+    binary: PathBuf,
+    args: Vec<String>,
+}
+
+impl Variant {
+    /// The binary measured by default: BENCH_BIN, else the release build.
+    fn a(root: &Path) -> Variant {
+        Variant {
+            binary: std::env::var_os("BENCH_BIN")
+                .map_or_else(|| root.join("target/release/batchimg"), PathBuf::from),
+            args: Vec::new(),
+        }
+    }
+
+    /// The other side of an A/B comparison.
+    fn b(root: &Path, binary: &str) -> Variant {
+        let a = Variant::a(root);
+        Variant {
+            binary: if binary == "same" {
+                a.binary
+            } else {
+                PathBuf::from(binary)
+            },
+            args: std::env::var("BENCH_AB_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+/// A/B mode: pairs of end-to-end runs, A and B back to back in alternating
+/// order, and the median of B's CPU per image minus A's.
+fn ab(
     root: &Path,
+    b: &Variant,
+    work: &tempfile::TempDir,
+    csv: &PathBuf,
+    s3: &S3,
+    count: usize,
+    rounds: usize,
+) {
+    let a = Variant::a(root);
+    println!(
+        "A/B: A = {}, B = {} {}",
+        a.binary.display(),
+        b.binary.display(),
+        b.args.join(" ")
+    );
+    println!();
+    println!("| pair | A CPU per image | B CPU per image | B − A | A images/s | B images/s |");
+    println!("|---|---|---|---|---|---|");
+    let per_image = |m: &Measured| m.cpu.as_secs_f64() * 1000.0 / count as f64;
+    let mut diffs = Vec::new();
+    for pair in 1..=rounds {
+        let run = |v: &Variant, name: &str| {
+            let id = format!("ab{pair}{name}");
+            std::fs::create_dir_all(s3.data.path().join(&id)).unwrap();
+            let m = run_batchimg(v, work.path(), csv, &s3.endpoint, &id, &id, false);
+            assert_eq!(m.code, 0, "pair {pair}, {name} failed");
+            m
+        };
+        let (ma, mb) = if pair % 2 == 1 {
+            let ma = run(&a, "a");
+            (ma, run(b, "b"))
+        } else {
+            let mb = run(b, "b");
+            (run(&a, "a"), mb)
+        };
+        // Many pairs would fill a small bench disk: each pair's work files
+        // and objects go once both of its runs are measured.
+        for id in [format!("ab{pair}a"), format!("ab{pair}b")] {
+            let _ = std::fs::remove_dir_all(work.path().join(&id));
+            let _ = std::fs::remove_dir_all(s3.data.path().join(&id));
+        }
+        let (ca, cb) = (per_image(&ma), per_image(&mb));
+        println!(
+            "| {pair} | {ca:.2} ms | {cb:.2} ms | {:+.2} ms | {:.1} | {:.1} |",
+            cb - ca,
+            count as f64 / ma.wall.as_secs_f64(),
+            count as f64 / mb.wall.as_secs_f64()
+        );
+        diffs.push(cb - ca);
+    }
+    let lower = diffs.iter().filter(|d| **d < 0.0).count();
+    diffs.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "B − A, CPU per image: median {:+.3} ms (pairs: {:+.2} to {:+.2}); B lower in {lower} of {rounds} pairs",
+        diffs[diffs.len() / 2],
+        diffs[0],
+        diffs[diffs.len() - 1]
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_batchimg(
+    variant: &Variant,
     work: &Path,
     csv: &PathBuf,
     endpoint: &str,
@@ -376,15 +487,13 @@ fn run_batchimg(
     state: &str,
     profile: bool,
 ) -> Measured {
-    let binary = std::env::var_os("BENCH_BIN")
-        .map_or_else(|| root.join("target/release/batchimg"), PathBuf::from);
     // BENCH_WRAP="perf record -e cpu-clock -g -o /tmp/perf.data --" profiles the first round.
     let wrap = std::env::var("BENCH_WRAP").ok().filter(|_| profile);
     let mut words: Vec<String> = wrap
         .iter()
         .flat_map(|w| w.split_whitespace().map(String::from))
         .collect();
-    words.push(binary.display().to_string());
+    words.push(variant.binary.display().to_string());
     let started = Instant::now();
     let mut child = Command::new(&words[0])
         .args(&words[1..])
@@ -397,6 +506,7 @@ fn run_batchimg(
                 .unwrap_or_default()
                 .split_whitespace(),
         )
+        .args(&variant.args)
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "k")
