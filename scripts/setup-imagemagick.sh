@@ -13,19 +13,21 @@ PREFIX=${IM_PREFIX:-/usr/local}
 
 log() { printf '[setup-imagemagick] %s\n' "$*" >&2; }
 
-# Coders built as modules (as Debian's packages and the Docker image have
-# them): a coder's delegate libraries load only when it is first used, so a
-# process that converts no PNG never maps libpng, and start-up is not spent
-# linking libheif's codecs (libde265's static initialiser alone is 25 M
-# instructions). A build from before this choice is built again.
-modules_dir() { pkg-config --variable=moduledir MagickCore 2>/dev/null; }
+# The build below has its coders as modules (as Debian's packages and the
+# Docker image have them): a coder's delegate libraries load only when it is
+# first used, so a process that converts no PNG never maps libpng, and
+# start-up is not spent linking libheif's codecs (libde265's static
+# initialiser alone is 25 M instructions). A build this script made before
+# that choice (in $PREFIX, no coders directory) is built again; any other
+# ImageMagick 7.1 is used as it is.
 if pkg-config --atleast-version=7.1.1 MagickWand 2>/dev/null \
    && ! pkg-config --atleast-version=7.2 MagickWand 2>/dev/null; then
-  if [ -d "$(modules_dir)/coders" ]; then
+  if [ "$(pkg-config --variable=prefix MagickWand)" != "$PREFIX" ] \
+     || [ -d "$(pkg-config --variable=moduledir MagickCore)/coders" ]; then
     log "MagickWand $(pkg-config --modversion MagickWand) already present; nothing to do"
     exit 0
   fi
-  log "MagickWand $(pkg-config --modversion MagickWand) has its coders built in; building it again with modules"
+  log "MagickWand $(pkg-config --modversion MagickWand) in $PREFIX has its coders built in; building it again with modules"
 fi
 
 SUDO=""
