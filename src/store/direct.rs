@@ -192,7 +192,11 @@ impl DirectPut {
         }
         let encoded = utf8_percent_encode(key, KEY_PATH).to_string();
         let url = reqwest::Url::parse(&format!("{}/{encoded}", self.base)).ok()?;
-        url.path().ends_with(&format!("/{encoded}")).then_some(url)
+        let kept = url
+            .path()
+            .strip_suffix(encoded.as_str())
+            .is_some_and(|rest| rest.ends_with('/'));
+        kept.then_some(url)
     }
 
     /// One conditional PUT (`If-None-Match: *`) of an image under `key`,
