@@ -17,7 +17,9 @@
 //! batchimg under (a profiler), BENCH_ARGS, extra options for every batchimg
 //! run; BENCH_S3_WORKERS, the local S3 server's async worker threads (default
 //! 1), BENCH_S3_WRAP, a command to run it under; BENCH_BIN, another batchimg
-//! binary to measure.
+//! binary to measure; BENCH_TLS=1, the S3 server behind HTTPS (TLS
+//! terminated in this process, so its CPU counts as the HTTP server's), as
+//! AWS is reached.
 //!
 //! A/B mode, for changes smaller than this VM's drift: BENCH_AB names the B
 //! binary (or a wrapper script that execs one; `same` for the A binary) and
@@ -41,6 +43,9 @@ use batchimg::pipeline::{lossless, magick};
 use batchimg::settings::Limits;
 use magick_rust::{MagickWand, magick_wand_genesis};
 
+#[path = "../tests/it/support/tls.rs"]
+mod tls;
+
 fn main() {
     let count: usize = env_or("BENCH_IMAGES", 500);
     let width: usize = env_or("BENCH_WIDTH", 1000);
@@ -58,7 +63,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = runtime.block_on(serve(images.clone()));
     let work = tempfile::tempdir().unwrap();
-    let s3 = S3::start(root);
+    let s3 = S3::start(root, &runtime);
     let csv = work.path().join("in.csv");
     let mut text = String::from("url\n");
     for i in 0..count {
@@ -94,7 +99,7 @@ fn main() {
             &Variant::a(root),
             work.path(),
             &csv,
-            &s3.endpoint,
+            &s3,
             &bucket,
             &state,
             round == 1,
@@ -126,7 +131,7 @@ fn main() {
         &Variant::a(root),
         work.path(),
         &csv,
-        &s3.endpoint,
+        &s3,
         &bucket,
         "rerun",
         false,
@@ -313,10 +318,13 @@ struct S3 {
     child: std::process::Child,
     endpoint: String,
     data: tempfile::TempDir,
+    /// BENCH_TLS: the certificate batchimg trusts (in a directory of its own).
+    ca_file: Option<PathBuf>,
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl S3 {
-    fn start(root: &Path) -> S3 {
+    fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> S3 {
         // The bucket lives in memory where it can (/dev/shm): real S3 is not on
         // this machine's disk, and s3s-fs writes three files per object.
         let data = tempfile::tempdir_in("/dev/shm")
@@ -355,12 +363,48 @@ impl S3 {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        if std::env::var_os("BENCH_TLS").is_none_or(|v| v.is_empty() || v == "0") {
+            return S3 {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+                data,
+                ca_file: None,
+                _tls_dir: None,
+            };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        let tls_port = runtime.block_on(tls_front(tls::acceptor(&ca_file), port));
         S3 {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("https://127.0.0.1:{tls_port}"),
             data,
+            ca_file: Some(ca_file),
+            _tls_dir: Some(dir),
         }
     }
+}
+
+/// A TLS listener whose connections are piped, decrypted, to `upstream`.
+async fn tls_front(acceptor: tokio_rustls::TlsAcceptor, upstream: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    port
 }
 
 impl Drop for S3 {
@@ -440,7 +484,7 @@ fn ab(
         let run = |v: &Variant, name: &str| {
             let id = format!("ab{pair}{name}");
             std::fs::create_dir_all(s3.data.path().join(&id)).unwrap();
-            let m = run_batchimg(v, work.path(), csv, &s3.endpoint, &id, &id, false);
+            let m = run_batchimg(v, work.path(), csv, s3, &id, &id, false);
             assert_eq!(m.code, 0, "pair {pair}, {name} failed");
             m
         };
@@ -482,7 +526,7 @@ fn run_batchimg(
     variant: &Variant,
     work: &Path,
     csv: &PathBuf,
-    endpoint: &str,
+    s3: &S3,
     bucket: &str,
     state: &str,
     profile: bool,
@@ -507,7 +551,8 @@ fn run_batchimg(
                 .split_whitespace(),
         )
         .args(&variant.args)
-        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .envs(s3.ca_file.iter().map(|f| ("SSL_CERT_FILE", f)))
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "k")
         .env("AWS_SECRET_ACCESS_KEY", "s")

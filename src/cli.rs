@@ -540,6 +540,22 @@ pub struct TuningArgs {
     )]
     pub head_before_put: Option<crate::settings::HeadBeforePut>,
 
+    /// Whether image uploads sign their body. `auto`: over HTTPS the body is
+    /// sent as `UNSIGNED-PAYLOAD` with its CRC32 in a signed
+    /// `x-amz-checksum-crc32` header, as the AWS CLI and rclone send it
+    /// (TLS protects it in transit, and hashing a 20 MB image with SHA-256
+    /// costs 15 ms of CPU); over plain HTTP it is always signed. `always`:
+    /// sign its SHA-256 over HTTPS too, for a store that refuses unsigned
+    /// bodies [default: auto].
+    #[arg(
+        long,
+        help_heading = S3,
+        value_enum,
+        value_name = "WHEN",
+        env = "BATCHIMG_SIGN_PAYLOAD"
+    )]
+    pub sign_payload: Option<crate::settings::SignPayload>,
+
     /// Concurrent downloads [default: 32].
     #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
     pub downloads: Option<usize>,

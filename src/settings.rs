@@ -218,6 +218,18 @@ pub enum HeadBeforePut {
     Never,
 }
 
+/// Whether an image PUT's body is part of its signature (`--sign-payload`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignPayload {
+    /// Over HTTPS, as the AWS CLI and rclone send it: `UNSIGNED-PAYLOAD`,
+    /// with the body's CRC32 in a signed `x-amz-checksum-crc32` header and
+    /// TLS for the rest; over plain HTTP the body's SHA-256 is signed.
+    #[default]
+    Auto,
+    /// Always sign the body's SHA-256, as the AWS SDK for Rust does.
+    Always,
+}
+
 /// Shard `index` of `count`: the URLs whose blake3 falls in it.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Shard {
@@ -306,6 +318,9 @@ pub struct StoreSettings {
     /// Where `s3://` rows are read from: another endpoint or region, if set.
     #[serde(default)]
     pub source: SourceSettings,
+    /// Whether image PUTs sign their body's SHA-256 (`--sign-payload`).
+    #[serde(default)]
+    pub sign_payload: SignPayload,
 }
 
 /// The shape of the input CSV (`--url-column`, `--keep-columns`, `--delimiter`).
@@ -588,6 +603,7 @@ impl Settings {
         set(&mut self.stop_grace, t.stop_grace);
         set(&mut self.jpeg_engine, t.jpeg_engine);
         set(&mut self.head_before_put, t.head_before_put);
+        set(&mut self.store.sign_payload, t.sign_payload);
         if let Some(budget) = t.memory_budget {
             self.memory_budget = Some(budget);
         }
@@ -732,6 +748,7 @@ async fn resolve_store(args: &StoreArgs) -> anyhow::Result<StoreSettings> {
         role_arn: args.role_arn.clone().filter(|a| !a.trim().is_empty()),
         object: ObjectOptions::default(),
         source: SourceSettings::default(),
+        sign_payload: SignPayload::default(),
     })
 }
 

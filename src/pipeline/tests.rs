@@ -66,6 +66,7 @@ fn settings(dir: &Path) -> Settings {
             role_arn: None,
             object: Default::default(),
             source: Default::default(),
+            sign_payload: Default::default(),
         },
         work_dir: dir.join("work"),
         delete_local: false,

@@ -15,6 +15,9 @@
 //! SigV4 endpoint the SDK would also use (not one from an AWS profile) and a
 //! key whose URL path is the key (no `.` or `..` segments, which URL parsing
 //! folds away). Everything else, and every other operation, goes through the SDK.
+//! Over HTTPS the body is left out of the signature and sent with its CRC32,
+//! as the AWS CLI sends uploads (`--sign-payload`); the SDK for Rust would
+//! hash every body with SHA-256, 15 ms of CPU for a 20 MB image.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,7 +37,7 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{PutOutcome, StoreError, StoreErrorKind};
-use crate::settings::{ObjectOptions, StoreSettings};
+use crate::settings::{ObjectOptions, SignPayload, StoreSettings};
 
 /// Bytes of a key kept as they are in its URL path, as the SDK's greedy
 /// label encoding keeps them (RFC 3986 unreserved, and `/`).
@@ -69,6 +72,13 @@ pub struct DirectPut {
     refreshing: tokio::sync::Mutex<()>,
     /// What every image PUT carries: the object options, as the SDK sends them.
     headers: Vec<(String, String)>,
+    /// Send bodies as `UNSIGNED-PAYLOAD` with a CRC32 (HTTPS, `--sign-payload auto`).
+    unsigned: bool,
+}
+
+/// The value of `x-amz-checksum-crc32` for `body`: its CRC32, big-endian, in base64.
+fn crc32_header(body: &[u8]) -> String {
+    aws_smithy_types::base64::encode(crc32fast::hash(body).to_be_bytes())
 }
 
 /// Where the SDK would send requests for the bucket, when that is a plain
@@ -146,7 +156,13 @@ impl DirectPut {
             sdk.use_dual_stack().unwrap_or(false),
         )
         .await?;
-        DirectPut::new(base, region, credentials, &settings.object)
+        DirectPut::new(
+            base,
+            region,
+            credentials,
+            &settings.object,
+            settings.sign_payload,
+        )
     }
 
     /// The signed-PUT path for a bucket at `base`, or `None` when an object
@@ -156,8 +172,14 @@ impl DirectPut {
         signing_region: String,
         credentials: SharedCredentialsProvider,
         options: &ObjectOptions,
+        sign_payload: SignPayload,
     ) -> Option<DirectPut> {
         let headers = option_headers(options)?;
+        // As botocore decides it: the body's SHA-256 is left out of the
+        // signature only where TLS already protects the body in transit and
+        // a checksum lets the store verify it. On plain HTTP the signature is
+        // the only protection, so it covers the body.
+        let unsigned = sign_payload == SignPayload::Auto && base.starts_with("https://");
         let mut http = reqwest::Client::builder()
             // As the SDK's client: HTTP(S)_PROXY and NO_PROXY from the
             // environment (reqwest's default), and no redirect followed.
@@ -180,6 +202,7 @@ impl DirectPut {
             cached: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             headers,
+            unsigned,
         })
     }
 
@@ -225,26 +248,8 @@ impl DirectPut {
                 error(credentials_kind(&e), None, Box::new(e))
             })?
             .into();
-        let length = body.len().to_string();
-        let tag = tag.map(|(name, value)| (format!("x-amz-meta-{name}"), value));
-        // The tag wins over a `--metadata` entry of the same name, as in the
-        // SDK's metadata map; two headers would be joined into one value.
-        let mut headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .filter(|(n, _)| tag.as_ref().is_none_or(|(t, _)| !n.eq_ignore_ascii_case(t)))
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        headers.extend([
-            ("content-type", content_type),
-            ("content-length", length.as_str()),
-            ("if-none-match", "*"),
-        ]);
-        if let Some((name, value)) = &tag {
-            headers.push((name.as_str(), value));
-        }
         let request = self
-            .signed(url, &headers, &body, &identity)
+            .request(url, body, content_type, tag, &identity)
             .map_err(|e| error(StoreErrorKind::Rejected, None, e))?;
         let response = match self.http.execute(request).await {
             Ok(r) => r,
@@ -285,13 +290,51 @@ impl DirectPut {
         })
     }
 
+    /// The conditional PUT of `body` to `url`, with the object options'
+    /// headers and `tag` in its metadata, signed.
+    fn request(
+        &self,
+        url: &reqwest::Url,
+        body: Bytes,
+        content_type: &str,
+        tag: Option<(&str, &str)>,
+        identity: &Identity,
+    ) -> Result<reqwest::Request, Box<dyn std::error::Error + Send + Sync>> {
+        let length = body.len().to_string();
+        // CRC32 (the SDKs' default checksum): 20 times the speed of SHA-256
+        // here, and every S3-compatible store that checks checksums knows it.
+        let checksum = self.unsigned.then(|| crc32_header(&body));
+        let tag = tag.map(|(name, value)| (format!("x-amz-meta-{name}"), value));
+        // The tag wins over a `--metadata` entry of the same name, as in the
+        // SDK's metadata map; two headers would be joined into one value.
+        let mut headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| tag.as_ref().is_none_or(|(t, _)| !n.eq_ignore_ascii_case(t)))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        headers.extend([
+            ("content-type", content_type),
+            ("content-length", length.as_str()),
+            ("if-none-match", "*"),
+        ]);
+        if let Some((name, value)) = &tag {
+            headers.push((name.as_str(), value));
+        }
+        if let Some(crc) = &checksum {
+            headers.push(("x-amz-checksum-crc32", crc.as_str()));
+        }
+        self.signed(url, &headers, body, identity)
+    }
+
     /// The request, signed as the SDK signs S3 requests: the payload's
-    /// SHA-256 in `x-amz-content-sha256`, the path encoded once, not normalised.
+    /// SHA-256 in `x-amz-content-sha256` (or `UNSIGNED-PAYLOAD`, see
+    /// `unsigned`), the path encoded once, not normalised.
     fn signed(
         &self,
         url: &reqwest::Url,
         headers: &[(&str, &str)],
-        body: &Bytes,
+        body: Bytes,
         identity: &Identity,
     ) -> Result<reqwest::Request, Box<dyn std::error::Error + Send + Sync>> {
         let mut settings = SigningSettings::default();
@@ -312,7 +355,11 @@ impl DirectPut {
             "PUT",
             url.as_str(),
             headers.iter().copied(),
-            SignableBody::Bytes(body),
+            if self.unsigned {
+                SignableBody::UnsignedPayload
+            } else {
+                SignableBody::Bytes(&body)
+            },
         )?;
         let (instructions, _signature) = sign(signable, &params)?.into_parts();
         let mut request = reqwest::Request::new(reqwest::Method::PUT, url.clone());
@@ -323,7 +370,7 @@ impl DirectPut {
                 http::HeaderValue::from_str(value)?,
             );
         }
-        *request.body_mut() = Some(reqwest::Body::from(body.clone()));
+        *request.body_mut() = Some(reqwest::Body::from(body));
         Ok(request)
     }
 
@@ -488,6 +535,7 @@ mod tests {
             "us-east-1".into(),
             SharedCredentialsProvider::new(Credentials::new("k", "s", None, None, "test")),
             &ObjectOptions::default(),
+            SignPayload::Auto,
         )
         .unwrap();
         let path = |k: &str| direct.url_for(k).map(|u| u.path().to_string());
@@ -501,6 +549,61 @@ mod tests {
         assert_eq!(path(""), None);
         // A literal `%2e` is encoded as `%252e`: a name, not a dot segment.
         assert_eq!(path("%2e/b.jpg").as_deref(), Some("/photos/%252e/b.jpg"));
+    }
+
+    #[test]
+    fn the_crc32_header_is_the_big_endian_crc_in_base64() {
+        // The CRC-32 check value: CRC32("123456789") = 0xCBF43926.
+        assert_eq!(crc32_header(b"123456789"), "y/Q5Jg==");
+        assert_eq!(crc32_header(b""), "AAAAAA==");
+    }
+
+    #[test]
+    fn bodies_are_signed_over_http_and_checksummed_over_https() {
+        let identity: Identity = Credentials::new("k", "s", None, None, "test").into();
+        let body = Bytes::from_static(b"123456789");
+        let sha256 = "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225";
+        for (base, sign, unsigned) in [
+            ("http://127.0.0.1:9000/p", SignPayload::Auto, false),
+            ("https://127.0.0.1:9000/p", SignPayload::Auto, true),
+            ("https://127.0.0.1:9000/p", SignPayload::Always, false),
+        ] {
+            let direct = DirectPut::new(
+                base.into(),
+                "us-east-1".into(),
+                SharedCredentialsProvider::new(Credentials::new("k", "s", None, None, "test")),
+                &ObjectOptions::default(),
+                sign,
+            )
+            .unwrap();
+            let url = direct.url_for("a.jpg").unwrap();
+            let req = direct
+                .request(&url, body.clone(), "image/jpeg", None, &identity)
+                .unwrap();
+            let header = |n: &str| {
+                req.headers()
+                    .get(n)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            let content_sha = header("x-amz-content-sha256").unwrap();
+            let signed_headers = header("authorization").unwrap();
+            if unsigned {
+                assert_eq!(content_sha, "UNSIGNED-PAYLOAD", "{base} {sign:?}");
+                assert_eq!(header("x-amz-checksum-crc32").as_deref(), Some("y/Q5Jg=="));
+                // The checksum is signed: no one can swap it with the body.
+                assert!(
+                    signed_headers.contains("x-amz-checksum-crc32"),
+                    "{signed_headers}"
+                );
+            } else {
+                assert_eq!(content_sha, sha256, "{base} {sign:?}");
+                assert_eq!(header("x-amz-checksum-crc32"), None);
+            }
+            assert_eq!(
+                req.body().and_then(|b| b.as_bytes()),
+                Some(&b"123456789"[..])
+            );
+        }
     }
 
     #[test]
@@ -594,6 +697,7 @@ mod tests {
                 "us-east-1".into(),
                 SharedCredentialsProvider::new(provider),
                 &ObjectOptions::default(),
+                SignPayload::Auto,
             )
             .unwrap()
         };

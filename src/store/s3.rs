@@ -530,6 +530,7 @@ mod tests {
             role_arn: None,
             object: Default::default(),
             source: Default::default(),
+            sign_payload: Default::default(),
         }
     }
 

@@ -302,6 +302,63 @@ async fn s3_failures_are_retried_by_exactly_one_layer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn over_https_image_bodies_go_unsigned_with_a_crc32_as_the_aws_cli_sends_them() {
+    let env = Env::with_tls_store().await;
+    let route = |i: u64| {
+        env.http
+            .route(&format!("/{i}.jpg"), Reply::jpeg(images::jpeg(48, 32, i)))
+    };
+    let input = env.input("in.csv", &(0..3).map(route).collect::<Vec<_>>());
+    let run = env.run_input(&input, &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let puts = env.s3.image_put_requests();
+    assert!(
+        puts.len() == 3 && puts.iter().all(|r| r.status == 200),
+        "{puts:?}"
+    );
+    for put in &puts {
+        assert!(put.user_agent.starts_with("batchimg/"), "{put:?}");
+        assert_eq!(put.content_sha256.as_deref(), Some("UNSIGNED-PAYLOAD"));
+        // The checksum is the stored object's, and s3s-fs checked it against
+        // the body it received (it answers BadDigest otherwise).
+        let stored = env.s3.object(&put.key).unwrap();
+        let crc = aws_smithy_types::base64::encode(crc32fast::hash(&stored).to_be_bytes());
+        assert_eq!(put.checksum_crc32.as_deref(), Some(crc.as_str()), "{put:?}");
+        assert_eq!(put.body_crc32, crc32fast::hash(&stored));
+    }
+    // The SDK's requests (HEAD, the URL index) reached the same endpoint,
+    // trusting the same certificate.
+    let others: Vec<_> = env
+        .s3
+        .requests()
+        .into_iter()
+        .filter(|r| r.user_agent.contains("aws-sdk-rust"))
+        .collect();
+    assert!(
+        others.iter().any(|r| r.method == "HEAD") && others.iter().any(|r| r.method == "PUT"),
+        "{others:?}"
+    );
+
+    // `--sign-payload always`: the body's SHA-256 signed over HTTPS too.
+    env.s3.clear_log();
+    let input = env.input("more.csv", &(3..5).map(route).collect::<Vec<_>>());
+    let run = env
+        .run_input(&input, &["--fresh", "--sign-payload", "always"])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let puts = env.s3.image_put_requests();
+    assert!(
+        puts.len() == 2
+            && puts.iter().all(|r| r.status == 200
+                && r.checksum_crc32.is_none()
+                && r.content_sha256
+                    .as_ref()
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))),
+        "{puts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn image_puts_are_signed_directly_and_their_failures_classed_as_the_sdks() {
     let env = Env::new().await;
     let urls: Vec<String> = (0..2)
@@ -340,6 +397,11 @@ async fn image_puts_are_signed_directly_and_their_failures_classed_as_the_sdks()
     assert!(
         !puts.is_empty() && puts.iter().all(|r| r.user_agent.starts_with("batchimg/")),
         "image PUTs take the signed path: {puts:?}"
+    );
+    assert!(
+        puts.iter().all(|r| r.checksum_crc32.is_none()
+            && r.content_sha256.as_ref().is_some_and(|h| h.len() == 64)),
+        "over plain HTTP the body's SHA-256 is signed: {puts:?}"
     );
     let others: Vec<_> = env
         .s3

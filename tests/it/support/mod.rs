@@ -7,12 +7,15 @@
 //!   behind a small recording proxy, so tests can count PUTs at the server and
 //!   simulate an outage. The proxy forwards requests byte for byte, Host header
 //!   included, so SigV4 signatures still verify.
+//!   [`S3Server::start_tls`] puts the proxy behind TLS, with a certificate
+//!   made for the test that the binary trusts through `SSL_CERT_FILE`.
 //! - [`Env`]: one of each plus a temporary directory and the command line.
 
 pub mod cgroup;
 pub mod images;
 pub mod moto;
 pub mod proxy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -226,6 +229,12 @@ pub struct S3Request {
     /// The object key (path after the bucket), percent-decoded.
     pub key: String,
     pub status: u16,
+    /// `x-amz-content-sha256`: the body's SHA-256, or `UNSIGNED-PAYLOAD`.
+    pub content_sha256: Option<String>,
+    /// `x-amz-checksum-crc32`, if sent.
+    pub checksum_crc32: Option<String>,
+    /// The CRC32 of the body as it arrived.
+    pub body_crc32: u32,
 }
 
 struct ProxyState {
@@ -243,6 +252,8 @@ pub struct S3Server {
     pub root: tempfile::TempDir,
     pub bucket: String,
     proxy_addr: SocketAddr,
+    /// With TLS: the directory of the certificate the clients trust.
+    tls: Option<tempfile::TempDir>,
     state: Arc<ProxyState>,
     child: tokio::process::Child,
 }
@@ -252,6 +263,15 @@ pub const SECRET_KEY: &str = "batchimg-test-secret";
 
 impl S3Server {
     pub async fn start() -> S3Server {
+        S3Server::start_with(false).await
+    }
+
+    /// Like [`S3Server::start`], with the proxy speaking HTTPS.
+    pub async fn start_tls() -> S3Server {
+        S3Server::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> S3Server {
         let root = tempfile::tempdir().unwrap();
         let bucket = "batchimg-test".to_string();
         std::fs::create_dir(root.path().join(&bucket)).unwrap();
@@ -287,18 +307,33 @@ impl S3Server {
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let tls = if tls {
+            let dir = tempfile::tempdir().unwrap();
+            let acceptor = tls::acceptor(&dir.path().join("ca.pem"));
+            tokio::spawn(serve_tls(listener, acceptor, app));
+            Some(dir)
+        } else {
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            None
+        };
         S3Server {
             root,
             bucket,
             proxy_addr,
+            tls,
             state,
             child,
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.proxy_addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.proxy_addr)
+    }
+
+    /// The certificate file a client must trust, when the server speaks TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|d| d.path().join("ca.pem"))
     }
 
     /// Every request so far.
@@ -376,6 +411,25 @@ impl S3Server {
     }
 }
 
+/// Serves `app` over TLS, one task per connection.
+async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: axum::Router) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
 fn is_image_key(key: &str) -> bool {
     !key.contains(".batchimg/") && !key.ends_with(".csv") && !key.is_empty()
 }
@@ -427,6 +481,16 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let content_sha256 = header("x-amz-content-sha256");
+    let checksum_crc32 = header("x-amz-checksum-crc32");
+    let body_crc32 = crc32fast::hash(&body);
     let injected = (st.down.load(Ordering::SeqCst) && !key.is_empty())
         || st
             .fail_next
@@ -444,6 +508,9 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
             user_agent,
             key,
             status: 503,
+            content_sha256,
+            checksum_crc32,
+            body_crc32,
         });
         let xml = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
         return (
@@ -470,6 +537,9 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
                 user_agent,
                 key,
                 status,
+                content_sha256,
+                checksum_crc32,
+                body_crc32,
             });
             let (parts, body) = resp.into_parts();
             let body = body
@@ -530,6 +600,15 @@ impl Env {
         }
     }
 
+    /// Like [`Env::new`], with the S3 server behind HTTPS.
+    pub async fn with_tls_store() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            http: ImageServer::start().await,
+            s3: S3Server::start_tls().await,
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -568,6 +647,7 @@ impl Env {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("AWS_ENDPOINT_URL", self.s3.endpoint())
+            .envs(self.s3.ca_file().map(|f| ("SSL_CERT_FILE", f)))
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
