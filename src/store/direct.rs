@@ -301,7 +301,7 @@ impl DirectPut {
         identity: &Identity,
     ) -> Result<reqwest::Request, Box<dyn std::error::Error + Send + Sync>> {
         let length = body.len().to_string();
-        // CRC32 (the SDKs' default checksum): 20 times the speed of SHA-256
+        // CRC32 (the SDKs' default checksum): 7 to 15 times the speed of SHA-256
         // here, and every S3-compatible store that checks checksums knows it.
         let checksum = self.unsigned.then(|| crc32_header(&body));
         let tag = tag.map(|(name, value)| (format!("x-amz-meta-{name}"), value));
