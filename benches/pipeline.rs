@@ -363,24 +363,26 @@ impl S3 {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        if std::env::var_os("BENCH_TLS").is_none_or(|v| v.is_empty() || v == "0") {
-            return S3 {
-                child,
-                endpoint: format!("http://127.0.0.1:{port}"),
-                data,
-                ca_file: None,
-                _tls_dir: None,
-            };
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        let tls_port = runtime.block_on(tls_front(tls::acceptor(&ca_file), port));
+        // BENCH_TLS: HTTPS in front, with a certificate batchimg is told to trust.
+        let https = std::env::var_os("BENCH_TLS").is_some_and(|v| !v.is_empty() && v != "0");
+        let (endpoint, ca_file, tls_dir) = if https {
+            let dir = tempfile::tempdir().unwrap();
+            let ca_file = dir.path().join("ca.pem");
+            let tls_port = runtime.block_on(tls_front(tls::acceptor(&ca_file), port));
+            (
+                format!("https://127.0.0.1:{tls_port}"),
+                Some(ca_file),
+                Some(dir),
+            )
+        } else {
+            (format!("http://127.0.0.1:{port}"), None, None)
+        };
         S3 {
             child,
-            endpoint: format!("https://127.0.0.1:{tls_port}"),
+            endpoint,
             data,
-            ca_file: Some(ca_file),
-            _tls_dir: Some(dir),
+            ca_file,
+            _tls_dir: tls_dir,
         }
     }
 }
