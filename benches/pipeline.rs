@@ -368,7 +368,7 @@ impl S3 {
         let (endpoint, ca_file, tls_dir) = if https {
             let dir = tempfile::tempdir().unwrap();
             let ca_file = dir.path().join("ca.pem");
-            let tls_port = runtime.block_on(tls_front(tls::acceptor(&ca_file), port));
+            let tls_port = runtime.block_on(tls::front(tls::acceptor(&ca_file), port));
             (
                 format!("https://127.0.0.1:{tls_port}"),
                 Some(ca_file),
@@ -385,28 +385,6 @@ impl S3 {
             _tls_dir: tls_dir,
         }
     }
-}
-
-/// A TLS listener whose connections are piped, decrypted, to `upstream`.
-async fn tls_front(acceptor: tokio_rustls::TlsAcceptor, upstream: u16) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
-            });
-        }
-    });
-    port
 }
 
 impl Drop for S3 {

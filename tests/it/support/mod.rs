@@ -307,14 +307,15 @@ impl S3Server {
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
-        let tls = if tls {
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        // With TLS, clients reach the proxy through a TLS pipe in front of it.
+        let (proxy_addr, tls) = if tls {
             let dir = tempfile::tempdir().unwrap();
             let acceptor = tls::acceptor(&dir.path().join("ca.pem"));
-            tokio::spawn(serve_tls(listener, acceptor, app));
-            Some(dir)
+            let port = tls::front(acceptor, proxy_addr.port()).await;
+            (SocketAddr::from(([127, 0, 0, 1], port)), Some(dir))
         } else {
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            None
+            (proxy_addr, None)
         };
         S3Server {
             root,
@@ -408,25 +409,6 @@ impl S3Server {
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
-    }
-}
-
-/// Serves `app` over TLS, one task per connection.
-async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: axum::Router) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
-        });
     }
 }
 

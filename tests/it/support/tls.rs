@@ -1,6 +1,7 @@
-//! A TLS server certificate made for one test run, so tests and the bench can
-//! put the local S3 server behind HTTPS. Also compiled into the bench
-//! (`benches/pipeline.rs` includes this file), so it uses nothing else here.
+//! HTTPS in front of a local server, with a certificate made for one run, so
+//! tests and the bench can reach the local S3 server as AWS is reached. Also
+//! compiled into the bench (`benches/pipeline.rs` includes this file), so it
+//! uses nothing else here.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,4 +25,27 @@ pub fn acceptor(ca_file: &Path) -> tokio_rustls::TlsAcceptor {
     .with_single_cert(vec![made.cert.der().clone()], key.into())
     .expect("a certificate rustls takes");
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A TLS listener on loopback whose connections are piped, decrypted, to
+/// `upstream` (a port on 127.0.0.1); its port.
+pub async fn front(acceptor: tokio_rustls::TlsAcceptor, upstream: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    port
 }
