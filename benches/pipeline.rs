@@ -501,6 +501,17 @@ fn ab(
     );
 }
 
+/// The peak RSS a batchimg run reports in its `--summary-json`, in MB.
+fn own_peak_mb(summary: &Path) -> f64 {
+    let text = std::fs::read_to_string(summary)
+        .unwrap_or_else(|e| panic!("batchimg wrote no summary at {}: {e}", summary.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("the summary is JSON");
+    let bytes = json["peak_memory_bytes"]
+        .as_u64()
+        .expect("the summary has peak_memory_bytes");
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_batchimg(
     variant: &Variant,
@@ -518,6 +529,7 @@ fn run_batchimg(
         .flat_map(|w| w.split_whitespace().map(String::from))
         .collect();
     words.push(variant.binary.display().to_string());
+    let summary = work.join(format!("{state}-summary.json"));
     let started = Instant::now();
     let mut child = Command::new(&words[0])
         .args(&words[1..])
@@ -525,6 +537,8 @@ fn run_batchimg(
         .args(["-qq", "run", "--input"])
         .arg(csv)
         .args(["--output", "out.csv", "--state-dir", state])
+        .arg("--summary-json")
+        .arg(&summary)
         .args(
             std::env::var("BENCH_ARGS")
                 .unwrap_or_default()
@@ -542,7 +556,10 @@ fn run_batchimg(
         .spawn()
         .expect("build the release binary first (make bench does)");
     let pid = child.id() as libc::pid_t;
-    // wait4 gives this child's own peak RSS.
+    // wait4 gives the child's CPU; not its peak RSS: the kernel carries the
+    // spawning process's peak across exec into the child's `ru_maxrss` (this
+    // process holds every image, hundreds of MB at 12 MP), so the peak is
+    // batchimg's own `VmHWM`, from its summary.
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: pid is our child; status and usage are valid out-pointers.
@@ -557,7 +574,7 @@ fn run_batchimg(
             -1
         },
         wall,
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        max_rss_mb: own_peak_mb(&summary),
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         sys: tv(usage.ru_stime),
         switches: (usage.ru_nvcsw, usage.ru_nivcsw),
