@@ -157,7 +157,9 @@ impl Converter {
         Converter {
             engine,
             keep_files,
-            pool: ConvertPool::new(threads),
+            // A quarter of the budget over all threads, outside it: what the
+            // threads may keep of libjpeg's blocks between images (`jmem`).
+            pool: ConvertPool::new(threads, (budget.total() / 4) as usize / threads.max(1)),
             permits: Arc::new(Semaphore::new(threads)),
             limits,
             dir,
@@ -346,7 +348,9 @@ struct ConvertPool {
 }
 
 impl ConvertPool {
-    fn new(threads: usize) -> ConvertPool {
+    /// `threads` threads, each keeping up to `keep` bytes of libjpeg's large
+    /// blocks from one image to the next.
+    fn new(threads: usize, keep: usize) -> ConvertPool {
         let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
@@ -354,6 +358,7 @@ impl ConvertPool {
             std::thread::Builder::new()
                 .name(format!("convert-{i}"))
                 .spawn(move || {
+                    super::jmem::keep_blocks(keep);
                     loop {
                         let job = rx.lock().map(|r| r.recv());
                         match job {
@@ -361,6 +366,7 @@ impl ConvertPool {
                             // its row reports; the thread lives on for the next.
                             Ok(Ok(job)) => {
                                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                                super::jmem::settle();
                             }
                             _ => return,
                         }

@@ -564,6 +564,62 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_that_keeps_blocks_reuses_them_and_the_output_is_unchanged() {
+        // Through TurboJPEG itself, so this fails if the linker took
+        // libjpeg-turbo's own jmemnobs.o instead of `jmem`.
+        let a = cjpeg(&["-quality", "80", "-sample", "2x2"], 640, 480, 1);
+        let b = cjpeg(&["-quality", "80", "-sample", "2x2"], 640, 480, 2);
+        let other = cjpeg(&["-quality", "80", "-sample", "1x1"], 320, 200, 3);
+        let plain: Vec<_> = [&a, &b, &other].map(|j| lossless_gray(j)).into();
+        std::thread::spawn(move || {
+            super::super::jmem::keep_blocks(64 << 20);
+            let before = super::super::jmem::reused();
+            let mut outs = Vec::new();
+            for jpeg in [&a, &b, &other, &a] {
+                outs.push(lossless_gray(jpeg));
+                super::super::jmem::settle();
+                if outs.len() == 2 {
+                    assert!(
+                        super::super::jmem::reused() > before,
+                        "the second image of the same size reuses the first's blocks"
+                    );
+                }
+            }
+            assert_eq!(
+                outs[..3],
+                plain[..],
+                "the same bytes as with malloc and free"
+            );
+            assert_eq!(outs[3], plain[0]);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_memory_limit_fails_the_transform_as_jmemnobs_does() {
+        let source = cjpeg(&["-quality", "80", "-sample", "1x1"], 1200, 1000, 4);
+        let Plan::Lossless(header) = plan(&source, &Limits::default()).unwrap() else {
+            panic!("takes the lossless path")
+        };
+        std::thread::spawn(move || {
+            // SAFETY: this thread's handle is valid; 1 MiB is far below the
+            // 7 MB of coefficients, so libjpeg asks for a backing store.
+            with_handle(|h| unsafe {
+                raw::tj3Set(h.0, raw::TJPARAM_TJPARAM_MAXMEMORY as libc::c_int, 1)
+            });
+            match gray(&source, &header) {
+                Err(LosslessError::Corrupt(message)) => {
+                    assert!(message.contains("Memory limit exceeded"), "{message}")
+                }
+                other => panic!("{:?}", other.map(|o| o.map(|v| v.len()))),
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn limits_are_checked_from_the_header_and_truncation_is_corrupt() {
         let source = cjpeg(&["-quality", "80"], 300, 200, 9);
         let small = Limits {

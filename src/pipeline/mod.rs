@@ -26,6 +26,7 @@
 pub mod convert;
 pub mod fetch;
 pub mod identical;
+pub mod jmem;
 pub mod keys;
 pub mod lossless;
 pub mod magick;
