@@ -18,10 +18,9 @@
 //! fresh pages, so each image paid thousands of page faults (262 K for 100
 //! 12 MP images in all, 42 K with this module) for memory it had a moment
 //! before; the lossless ceiling, one transform after another, reuses its
-//! blocks. A
-//! thread that opts in ([`keep_blocks`]) keeps the large blocks libjpeg
-//! frees and hands one back when a later request has exactly its size, as
-//! every image of the same dimensions and subsampling has. The blocks kept
+//! blocks. A thread that opts in ([`keep_blocks`]) keeps the large blocks
+//! libjpeg frees and hands one back when a later request has exactly its
+//! size, as every image of the same dimensions and subsampling has. The blocks kept
 //! are bounded per thread, outside the memory budget (a quarter of it over
 //! all threads, see `Converter::new`). An image whose request finds no block
 //! of its size frees the last image's blocks before it allocates its own,
@@ -39,7 +38,7 @@ use libc::{c_long, size_t};
 /// The start of libjpeg's `struct jpeg_common_struct` (`jpeglib.h`): the
 /// fields this module reads.
 #[repr(C)]
-pub struct CommonStruct {
+struct CommonStruct {
     err: *mut ErrorMgr,
     mem: *mut MemoryMgr,
 }
@@ -77,7 +76,6 @@ struct Kept {
     /// At most this many bytes are kept; zero: this thread keeps nothing.
     cap: usize,
     blocks: Vec<Block>,
-    bytes: usize,
     /// Requests served from a kept block, for the tests.
     reused: u64,
 }
@@ -90,14 +88,12 @@ impl Kept {
             self.free(|b| !b.fresh);
             return None;
         };
-        let block = self.blocks.swap_remove(i);
-        self.bytes -= block.size;
         self.reused += 1;
-        Some(block.ptr)
+        Some(self.blocks.swap_remove(i).ptr)
     }
 
     fn give(&mut self, ptr: *mut c_void, size: usize) -> bool {
-        if self.bytes + size > self.cap {
+        if self.bytes() + size > self.cap {
             return false;
         }
         self.blocks.push(Block {
@@ -105,8 +101,12 @@ impl Kept {
             size,
             fresh: true,
         });
-        self.bytes += size;
         true
+    }
+
+    /// Bytes kept (a handful of blocks: one per component and a few small).
+    fn bytes(&self) -> usize {
+        self.blocks.iter().map(|b| b.size).sum()
     }
 
     /// Frees the blocks `doomed` picks.
@@ -120,7 +120,6 @@ impl Kept {
                 true
             }
         });
-        self.bytes = self.blocks.iter().map(|b| b.size).sum();
     }
 
     /// After an image: frees what it did not give back, and marks the rest
@@ -148,7 +147,10 @@ pub fn keep_blocks(cap: usize) {
     KEPT.with_borrow_mut(|k| k.cap = cap);
 }
 
-/// After an image: frees the kept blocks that it did not use.
+/// After an image: frees the kept blocks that it did not use. Never inlined:
+/// the conversion threads' call keeps a reference into this module's object
+/// file, so the linker takes it, and the symbols below, before it reaches
+/// `libturbojpeg.a` (the tests check that it did).
 #[inline(never)]
 pub fn settle() {
     KEPT.with_borrow_mut(Kept::settle);
@@ -260,10 +262,10 @@ mod tests {
         assert!(!k.give(c, 200), "over the cap");
         unsafe { libc::free(c) };
         k.settle();
-        assert_eq!(k.bytes, 900, "both given during the last image");
+        assert_eq!(k.bytes(), 900, "both given during the last image");
         assert_eq!(k.take(600), Some(a));
         k.settle();
-        assert_eq!(k.bytes, 0, "the 300-byte block was not used: freed");
+        assert_eq!(k.bytes(), 0, "the 300-byte block was not used: freed");
         assert!(k.blocks.is_empty());
         assert!(k.give(a, 600));
         assert_eq!(k.reused, 1);
@@ -273,7 +275,8 @@ mod tests {
         assert!(k.give(d, 100), "given during this image");
         assert_eq!(k.take(500), None, "only an exact size");
         assert_eq!(
-            k.bytes, 100,
+            k.bytes(),
+            100,
             "a miss frees the last image's blocks, not this one's"
         );
         assert_eq!(k.take(100), Some(d));

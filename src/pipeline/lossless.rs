@@ -572,15 +572,16 @@ mod tests {
         let other = cjpeg(&["-quality", "80", "-sample", "1x1"], 320, 200, 3);
         let plain: Vec<_> = [&a, &b, &other].map(|j| lossless_gray(j)).into();
         std::thread::spawn(move || {
-            super::super::jmem::keep_blocks(64 << 20);
-            let before = super::super::jmem::reused();
+            use crate::pipeline::jmem;
+            jmem::keep_blocks(64 << 20);
+            let before = jmem::reused();
             let mut outs = Vec::new();
             for jpeg in [&a, &b, &other, &a] {
                 outs.push(lossless_gray(jpeg));
-                super::super::jmem::settle();
+                jmem::settle();
                 if outs.len() == 2 {
                     assert!(
-                        super::super::jmem::reused() > before,
+                        jmem::reused() > before,
                         "the second image of the same size reuses the first's blocks"
                     );
                 }
