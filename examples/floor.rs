@@ -48,8 +48,9 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
-/// Two conversion threads, as batchimg runs on two cores, each keeping
-/// libjpeg's blocks between images as batchimg's do.
+/// One conversion thread per core, as batchimg's default `--converts`, each
+/// keeping libjpeg's blocks between images as batchimg's do: 64 MiB a thread,
+/// batchimg's share in the shipped 1 GiB pod, which holds a 12 MP photo's.
 fn conversion_threads(threads: usize) -> mpsc::Sender<(bytes::Bytes, Reply)> {
     let (tx, rx) = mpsc::channel::<(bytes::Bytes, Reply)>();
     let rx = Arc::new(Mutex::new(rx));
