@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 INPUT ?=
 
-.PHONY: setup build run test lint bench scale crash-test docker clean
+.PHONY: setup build run test lint deny bench scale crash-test docker clean
 
 setup:
 	@scripts/setup.sh
@@ -22,6 +22,18 @@ test: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# cargo-deny (deny.toml): licenses, bans and sources always; advisories when
+# cargo-deny can fetch the RustSec database, else one line says they were skipped.
+DENY = .tools/bin/cargo-deny --workspace --locked
+deny:
+	@scripts/setup-deny.sh
+	@if out=$$(GIT_TERMINAL_PROMPT=0 timeout 300 $(DENY) fetch db 2>&1); then \
+	  $(DENY) check --hide-inclusion-graph; \
+	else \
+	  $(DENY) check --hide-inclusion-graph licenses bans sources && \
+	  echo "[deny] advisories SKIPPED: the RustSec advisory database is unreachable from this network ($$(printf '%s\n' "$$out" | grep -m1 -o 'fatal: .*' || echo 'fetch failed or timed out'))"; \
+	fi
 
 # s3s-fs honours If-None-Match as AWS S3 does, so the bench runs as against AWS.
 BENCH_ARGS ?= --head-before-put never

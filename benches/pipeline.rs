@@ -28,6 +28,13 @@
 //! and state; the report is each pair's CPU per image and the median of the
 //! paired differences, which cancels the drift that separates whole runs.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    reason = "a program of its own, whose output is its report"
+)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,8 +46,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use batchimg::format::ImageFormat;
-use batchimg::pipeline::{lossless, magick};
-use batchimg::settings::Limits;
+use batchimg::image::{lossless, magick};
+use batchimg::options::Limits;
 use magick_rust::{MagickWand, magick_wand_genesis};
 
 #[path = "../tests/it/support/tls.rs"]
@@ -561,6 +568,7 @@ fn run_batchimg(
     // process holds every image, hundreds of MB at 12 MP), so the peak is
     // batchimg's own `VmHWM`, from its summary.
     let mut status = 0;
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: pid is our child; status and usage are valid out-pointers.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
@@ -587,6 +595,7 @@ fn tv(t: libc::timeval) -> Duration {
 
 /// CPU time this process has used so far (the HTTP server lives here).
 fn own_cpu() -> Duration {
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid out-pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

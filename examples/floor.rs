@@ -25,6 +25,13 @@
 //! what batchimg adds to the floor. `docs/performance.md` (tenth sitting) has
 //! the figures.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    reason = "a program of its own, whose output is its report"
+)]
+
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
@@ -32,8 +39,8 @@ use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode, sign,
 };
-use batchimg::pipeline::{jmem, lossless};
-use batchimg::settings::Limits;
+use batchimg::image::{jmem, lossless};
+use batchimg::options::Limits;
 use futures::StreamExt;
 
 type Reply = tokio::sync::oneshot::Sender<Vec<u8>>;

@@ -76,30 +76,7 @@ pub fn fatal(err: impl Into<anyhow::Error>) -> CommandError {
     CommandError::Fatal(err.into())
 }
 
-/// An error and its causes on one line, as `a: b: c`, leaving out a cause
-/// whose text the line already holds.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
-
-/// `n` and the noun, plural unless `n` is 1: "1 row", "2 rows".
-pub fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("{n} {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub use crate::text::{chain, count};
 
 #[cfg(test)]
 mod tests {
@@ -128,12 +105,5 @@ mod tests {
         );
         assert!(e.is_broken_pipe());
         assert!(!fatal(anyhow::anyhow!("disk full")).is_broken_pipe());
-    }
-
-    #[test]
-    fn counts_take_the_plural_unless_one() {
-        assert_eq!(count(1, "row", "rows"), "1 row");
-        assert_eq!(count(0, "row", "rows"), "0 rows");
-        assert_eq!(count(2, "repeated URL", "repeated URLs"), "2 repeated URLs");
     }
 }

@@ -1,30 +1,43 @@
 //! batchimg: resumable batch image processing (download, grayscale, upload to S3).
 //!
-//! The map: `cli` parses, `settings` resolves, `commands` run the subcommands,
-//! `manifest` reads and writes the CSVs, `job` is a row's life as data,
-//! `journal` records it on disk,
-//! `pipeline` moves rows through fetch → convert → upload, `store` talks to S3,
-//! `retry`, `netguard` and `redact` hold the policies the stages share.
+//! The modules are layered, and imports only point down the list below (see
+//! docs/development.md): the domain crate (`job`, `keys`, `options`, ...);
+//! leaves; policy (`settings` is plain data, `retry`, `netguard`); adapters
+//! (`journal` records rows on disk, `store` talks to S3, `image` converts,
+//! `manifest` reads and writes the CSVs); the `pipeline`, whose loop moves
+//! rows through fetch → convert → upload; the surface (`cli` parses,
+//! `resolve` turns flags and environment into `Settings`, `logging`,
+//! `progress`, `serve`); and `commands`, one per subcommand.
 
-pub mod cli;
-pub mod commands;
+// The domain: rows, keys, options, formats, locations (its own crate).
+pub use batchimg_domain::{format, job, keys, location, options, redact, text};
+
+// Leaves.
 pub mod error;
-pub mod format;
-pub mod job;
-pub mod journal;
-pub mod location;
-pub mod logging;
-pub mod manifest;
 pub mod metrics;
-pub mod netguard;
-pub mod pipeline;
-pub mod progress;
-pub mod redact;
-pub mod retry;
-pub mod settings;
-pub mod store;
 pub mod units;
 pub mod version;
+// Policy.
+pub mod netguard;
+pub mod retry;
+pub mod settings;
+// Adapters.
+pub mod image;
+pub mod journal;
+pub mod manifest;
+pub mod memory;
+pub mod store;
+pub mod workfile;
+// The pipeline.
+pub mod pipeline;
+// The surface.
+pub mod cli;
+pub mod logging;
+pub mod progress;
+pub mod resolve;
+pub mod serve;
+// The subcommands.
+pub mod commands;
 
 use std::process::ExitCode;
 

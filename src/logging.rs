@@ -49,6 +49,10 @@ pub fn color_enabled(
 
 /// Installs the global subscriber and returns how stderr is used. RUST_LOG,
 /// when set, wins over -v and -q.
+#[allow(
+    clippy::print_stderr,
+    reason = "before the subscriber exists, stderr is the only place to say RUST_LOG is ignored"
+)]
 pub fn init(args: &LogArgs) -> Display {
     let terminal = std::io::stderr().is_terminal();
     let display = Display {
@@ -107,6 +111,10 @@ pub fn init(args: &LogArgs) -> Display {
 
 /// The error that ends the process, as its last line: plain text, or in
 /// JSON mode a JSON object like every other line, with the exit code.
+#[allow(
+    clippy::print_stderr,
+    reason = "the command line's edge: the last line of a failed command"
+)]
 pub fn fatal(json: bool, message: &str, exit_code: i32) {
     if json {
         let line = serde_json::json!({

@@ -1,8 +1,7 @@
 //! The memory budget: what rows may hold in memory at once, in bytes.
 //!
-//! Rows in flight, not bytes, used to bound memory, so three 98-megapixel
-//! JPEGs took 3.1 GB and a 1 GiB pod was OOM-killed on every resume. Now every
-//! large holding is leased from one budget first: a download's body (its
+//! A cap on rows in flight alone does not bound memory: three 98-megapixel
+//! JPEGs need gigabytes. So every large holding is leased from one budget first: a download's body (its
 //! announced length), a conversion's estimated pixel cache (from the header,
 //! before any decoding), an output waiting for its upload. A lease waits for
 //! room in FIFO order, so a big image is not starved by small ones, and one
@@ -119,6 +118,16 @@ impl Drop for Lease {
     fn drop(&mut self) {
         self.sem.add_permits(self.units as usize);
     }
+}
+
+/// The memory budget in force: `configured` (`--memory-budget`), else
+/// [`DEFAULT_SHARE`] of the memory limit (the container's, else physical
+/// memory), decided on the machine the run or resume runs on.
+pub fn budget_bytes(configured: Option<u64>) -> u64 {
+    configured.unwrap_or_else(|| {
+        let limit = memory_limit().unwrap_or(2 << 30);
+        (limit as f64 * DEFAULT_SHARE) as u64
+    })
 }
 
 /// The memory this process may use: the container's limit, else physical memory.

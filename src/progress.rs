@@ -2,7 +2,7 @@
 //! lines from tearing it, and the progress lines logged at an interval.
 //!
 //! indicatif lives only in this file; the pipeline sees the small [`Reporter`]
-//! trait. The bar is drawn on stderr only when stderr is a terminal; where it
+//! trait it defines. The bar is drawn on stderr only when stderr is a terminal; where it
 //! is not (a pod's log, a file), [`log_lines`] logs a line at an interval
 //! instead, so nobody has to infer progress from one line per URL.
 
@@ -12,17 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tracing_subscriber::fmt::MakeWriter;
 
-/// What the pipeline tells whoever is watching.
-pub trait Reporter: Send + Sync {
-    /// `total` rows need work in this session; `done` of the run's rows already are.
-    fn begin(&self, total: u64);
-    /// One row reached the end, successfully or not.
-    fn row_finished(&self, ok: bool);
-    /// The session is over; remove the bar.
-    fn end(&self);
-}
+use crate::pipeline::Reporter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// The bar currently drawn, for [`LogWriter`] to step around.
 static ACTIVE: RwLock<Option<ProgressBar>> = RwLock::new(None);
@@ -133,13 +125,13 @@ pub struct Snapshot {
 impl Snapshot {
     /// The snapshot of `counts`, `elapsed` into a session that began with
     /// `done_at_start` rows finished.
-    pub fn of(counts: &crate::journal::Counts, done_at_start: u64, elapsed: Duration) -> Snapshot {
+    pub fn of(counts: &crate::job::Counts, done_at_start: u64, elapsed: Duration) -> Snapshot {
         use crate::job::StateKind;
         let total: u64 = StateKind::ALL.iter().map(|k| counts.get(*k)).sum();
         let uploaded = counts.get(StateKind::Uploaded);
         let failed = counts.get(StateKind::Failed);
         let done = uploaded + failed;
-        let rows_per_s = crate::pipeline::rate(done.saturating_sub(done_at_start), elapsed);
+        let rows_per_s = crate::units::rate(done.saturating_sub(done_at_start), elapsed);
         let left = total.saturating_sub(done);
         let eta = (rows_per_s > 0.0)
             .then(|| Duration::from_secs((left as f64 / rows_per_s).ceil() as u64));

@@ -10,8 +10,28 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, Retryable};
+use serde::{Deserialize, Serialize};
 
-use crate::settings::RetryPolicy;
+/// Exponential backoff with full jitter for transient failures.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 means no retry.
+    pub attempts: u32,
+    /// Ceiling of the first delay; each retry doubles it.
+    pub base_delay: Duration,
+    /// Largest delay, and the most a server's Retry-After is honoured.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
 
 /// An error that knows whether trying again could help.
 pub trait Transient {

@@ -1,9 +1,9 @@
-//! Sizes and durations as people type them (`50MiB`, `2m`), for the flags.
+//! Sizes and durations as people type them (`50MiB`, `2m`), for the flags,
+//! and rates as reports print them.
 //!
 //! Every flag that takes a size or a time accepts the human form, and also
-//! the bare number it took before this existed (bytes, seconds or
-//! milliseconds, as the flag says), so scripts written for older versions
-//! keep working. `bytesize` reads sizes (`50MiB`, `500KB`, `1.5GB`: IEC and
+//! a bare number (bytes, seconds or milliseconds, as the flag says), which
+//! scripts written for older versions pass. `bytesize` reads sizes (`50MiB`, `500KB`, `1.5GB`: IEC and
 //! SI units, case-insensitive) and `humantime` durations (`90s`, `2m`,
 //! `1h30m`, `500ms`), the crates rclone-style units map onto.
 
@@ -42,6 +42,12 @@ fn duration(text: &str, bare: fn(u64) -> Duration, unit: &str) -> Result<Duratio
             "{text:?} is not a duration: write it as 500ms, 90s, 2m or 1h30m, or a number of {unit}"
         )
     })
+}
+
+/// Items per second; zero when no time has passed.
+pub fn rate(done: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 { done as f64 / secs } else { 0.0 }
 }
 
 #[cfg(test)]

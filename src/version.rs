@@ -1,10 +1,6 @@
-//! What `--version` reports: this build, and the image libraries linked into
-//! it, since those are what security advisories name.
-//!
-//! `-V` is the short form (version and commit). `--version` adds the
-//! ImageMagick that is loaded (asked at run time: it is a shared library,
-//! updated by the system) and the libjpeg-turbo the lossless engine is
-//! statically built with.
+//! What this build calls itself: `--version`'s short form and the
+//! User-Agent of every request batchimg sends itself (downloads without
+//! `--user-agent`, and the image PUTs).
 
 /// `0.1.0 (commit 1a2b3c4d5e6f)`; the commit is "unknown" for a build
 /// without git and without `BATCHIMG_COMMIT` (see build.rs).
@@ -15,12 +11,8 @@ pub const SHORT: &str = concat!(
     ")"
 );
 
-/// The long form, leaked once: clap keeps `&'static str`s.
-pub fn long() -> &'static str {
-    let text = format!(
-        "{SHORT}\n{}\nlibjpeg-turbo: built in by turbojpeg-sys {} (lossless JPEG engine)",
-        crate::pipeline::magick::version(),
-        env!("BATCHIMG_TURBOJPEG_SYS"),
-    );
-    Box::leak(text.into_boxed_str())
-}
+/// `batchimg/0.1.0`.
+pub const USER_AGENT: &str = concat!("batchimg/", env!("CARGO_PKG_VERSION"));
+
+/// The libjpeg-turbo that turbojpeg-sys bundles (it has no run-time version call).
+pub const TURBOJPEG_SYS: &str = env!("BATCHIMG_TURBOJPEG_SYS");

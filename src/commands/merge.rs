@@ -13,7 +13,9 @@ use crate::cli::MergeArgs;
 use crate::error::{CommandError, ExitStatus, fatal, usage};
 use crate::location::Location;
 use crate::manifest::{self, OUTPUT_HEADER};
-use crate::settings::{RetryPolicy, Shard, store_for_paths};
+use crate::options::Shard;
+use crate::resolve::store_for_paths;
+use crate::retry::RetryPolicy;
 use crate::store::s3::S3Store;
 
 type Records = Peekable<csv::StringRecordsIntoIter<std::fs::File>>;
@@ -66,12 +68,7 @@ pub async fn merge(args: MergeArgs) -> Result<ExitStatus, CommandError> {
             )
             .await
             .map_err(usage)?;
-            let retry = RetryPolicy {
-                attempts: 4,
-                base_delay: std::time::Duration::from_millis(500),
-                max_delay: std::time::Duration::from_secs(30),
-            };
-            Some(S3Store::connect(&settings, retry).await)
+            Some(S3Store::connect(&settings, RetryPolicy::default()).await)
         }
         None => None,
     };
@@ -100,10 +97,10 @@ pub async fn merge(args: MergeArgs) -> Result<ExitStatus, CommandError> {
         failed_paths.push(local(f).await?);
     }
 
-    let out_file = super::staging_file(&output).map_err(fatal)?;
+    let out_file = super::outputs::staging_file(&output).map_err(fatal)?;
     let failed_file = output_failed
         .as_ref()
-        .map(super::staging_file)
+        .map(super::outputs::staging_file)
         .transpose()
         .map_err(fatal)?;
     let (out_file, failed_file, counts) = {
@@ -127,9 +124,9 @@ pub async fn merge(args: MergeArgs) -> Result<ExitStatus, CommandError> {
         (out_file, failed_file, counts)
     };
     let store_ref = store.as_ref();
-    super::commit_file(out_file, &output, store_ref).await?;
+    super::outputs::commit_file(out_file, &output, store_ref).await?;
     if let (Some(file), Some(loc)) = (failed_file, &output_failed) {
-        super::commit_file(file, loc, store_ref).await?;
+        super::outputs::commit_file(file, loc, store_ref).await?;
     }
     let (succeeded, failed_rows, missing) = counts;
     tracing::info!(

@@ -16,16 +16,16 @@ pub async fn resume(
     let journal = Journal::open(&args.state.state_dir).map_err(super::journal_error)?;
     let run = journal.run_info().map_err(super::journal_error)?;
     let mut settings = run.settings.clone();
-    settings.apply(&args.tuning).map_err(usage)?;
-    settings.http.reload(&args.headers).map_err(usage)?;
-    super::check_output_dirs(&settings)?;
+    crate::resolve::apply(&mut settings, &args.tuning).map_err(usage)?;
+    crate::resolve::reload_http(&mut settings.http, &args.headers).map_err(usage)?;
+    super::outputs::check_output_dirs(&settings)?;
     let reports = super::Reports::bind(&args.report)?;
     let store = super::connect_store(&settings).await?;
     tracing::info!(
         input = %settings.input,
         output = %settings.output,
         "resuming the run started {}",
-        crate::commands::status::ago(run.created_ms)
+        super::status::ago(run.created_ms)
     );
-    super::execute(journal, store, Arc::new(settings), retry, display, reports).await
+    super::session::execute(journal, store, Arc::new(settings), retry, display, reports).await
 }

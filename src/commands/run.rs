@@ -9,15 +9,15 @@ use crate::job::{RetryFailed, now_ms};
 use crate::journal::{CreateError, Journal, RunInfo};
 use crate::location::Location;
 use crate::manifest;
-use crate::settings::{Settings, state_dir};
+use crate::settings::state_dir;
 use crate::store::s3::S3Store;
 
 pub async fn run(
     args: RunArgs,
     display: crate::logging::Display,
 ) -> Result<ExitStatus, CommandError> {
-    let settings = Settings::for_run(&args).await.map_err(usage)?;
-    super::check_output_dirs(&settings)?;
+    let settings = crate::resolve::for_run(&args).await.map_err(usage)?;
+    super::outputs::check_output_dirs(&settings)?;
     let reports = super::Reports::bind(&args.report)?;
     let state_dir = state_dir(&args.state.state_dir, settings.shard);
 
@@ -92,7 +92,7 @@ pub async fn run(
         tracing::info!("dry run: nothing downloaded; `batchimg resume` processes the rows");
         return Ok(ExitStatus::Success);
     }
-    super::execute(
+    super::session::execute(
         journal,
         store,
         Arc::new(settings),

@@ -15,9 +15,8 @@
 //! for a 12-megapixel 4:2:0 photo) in a few blocks that libjpeg zeroes before
 //! decoding into them. With `malloc` and `free` per image, glibc hands blocks
 //! of that size back to the kernel between images and gets them again as
-//! fresh pages, so each image paid thousands of page faults (262 K for 100
-//! 12 MP images in all, 42 K with this module) for memory it had a moment
-//! before; the lossless ceiling, one transform after another, reuses its
+//! fresh pages, so each image paid thousands of page faults for memory it
+//! had a moment before (figures in docs/performance.md); the lossless ceiling, one transform after another, reuses its
 //! blocks. A thread that opts in ([`keep_blocks`]) keeps the large blocks
 //! libjpeg frees and hands one back when a later request has exactly its
 //! size, as every image of the same dimensions and subsampling has. The blocks kept
@@ -260,6 +259,7 @@ mod tests {
         // SAFETY: as above.
         let c = unsafe { libc::malloc(200) };
         assert!(!k.give(c, 200), "over the cap");
+        // SAFETY: refused by `Kept`, so still ours to free, once.
         unsafe { libc::free(c) };
         k.settle();
         assert_eq!(k.bytes(), 900, "both given during the last image");
@@ -280,6 +280,7 @@ mod tests {
             "a miss frees the last image's blocks, not this one's"
         );
         assert_eq!(k.take(100), Some(d));
+        // SAFETY: taken back from `Kept`, so ours to free, once.
         unsafe { libc::free(d) };
     }
 

@@ -28,7 +28,7 @@ use std::ffi::CStr;
 
 use turbojpeg::raw;
 
-use crate::settings::Limits;
+use crate::options::Limits;
 
 /// Why the lossless path did not produce an image.
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +293,8 @@ pub fn gray(data: &[u8], header: &Header) -> Result<Option<Vec<u8>>, LosslessErr
         let bytes = (!out.is_null()).then(|| {
             // SAFETY: TurboJPEG wrote `out_len` bytes at `out`.
             let v = unsafe { std::slice::from_raw_parts(out, out_len as usize) }.to_vec();
+            // SAFETY: `out` was allocated by TurboJPEG, is freed once, and
+            // its bytes were copied above.
             unsafe { raw::tj3Free(out.cast()) };
             v
         });
@@ -572,7 +574,7 @@ mod tests {
         let other = cjpeg(&["-quality", "80", "-sample", "1x1"], 320, 200, 3);
         let plain: Vec<_> = [&a, &b, &other].map(|j| lossless_gray(j)).into();
         std::thread::spawn(move || {
-            use crate::pipeline::jmem;
+            use crate::image::jmem;
             jmem::keep_blocks(64 << 20);
             let before = jmem::reused();
             let mut outs = Vec::new();

@@ -5,7 +5,7 @@
 //! per core, the time limit, writing the output (`.part`, then rename, so a
 //! file under its final name is whole), reusing an output that an earlier run
 //! left behind, and the class of each of its errors. ImageMagick itself, its
-//! policy and its limits are in `magick`.
+//! policy and its limits are in `image::magick`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::fetch::{read_file, read_source, write_whole};
-use super::lossless::{self, LosslessError};
-use super::magick::{self, Converted, MagickError};
-use super::memory::{Budget, Lease};
-use super::quarantine::Quarantine;
 use crate::format::ImageFormat;
-use crate::job::{Classify, FailureClass, SourceFile};
-use crate::settings::{JpegEngine, Limits};
+use crate::image::lossless::{self, LosslessError};
+use crate::image::magick::{self, Converted, MagickError};
+use crate::job::{Classify, FailureClass, SourceFile, Systemic};
+use crate::journal::quarantine::Quarantine;
+use crate::memory::{Budget, Lease};
+use crate::options::{JpegEngine, Limits};
+use crate::workfile::{read_file, read_source, write_whole};
 
 /// A converted image in the work directory and in memory.
 pub struct Output {
@@ -70,9 +70,9 @@ impl Classify for ConvertError {
         }
     }
 
-    fn systemic(&self) -> Option<String> {
+    fn systemic(&self) -> Option<Systemic> {
         match self {
-            ConvertError::Write { path, source } => super::disk_full(path, source),
+            ConvertError::Write { path, source } => Systemic::disk_full(path, source),
             _ => None,
         }
     }
@@ -132,14 +132,20 @@ pub struct Converter {
     keep_files: bool,
 }
 
-/// The source a conversion starts from.
+/// What a conversion starts from, once [`Converter::prepare`] has found it.
+pub enum Ready {
+    /// An output an earlier (killed) run left in the work directory.
+    Output(Output),
+    /// The source's bytes, and the budget they hold when this process
+    /// fetched them.
+    Source { body: Bytes, lease: Option<Lease> },
+}
+
+/// A conversion to run.
 pub struct Input<'a> {
     pub row: u64,
     pub source: &'a SourceFile,
-    /// The bytes, if this process has them in memory.
-    pub body: Option<Bytes>,
-    /// The budget those bytes hold.
-    pub lease: Option<Lease>,
+    pub ready: Ready,
     /// Convert with nothing else converting (a crash suspect).
     pub alone: bool,
 }
@@ -174,7 +180,34 @@ impl Converter {
             .join(Path::new(key).file_name().expect("keys have a file name"))
     }
 
-    /// The grayscale version of the input for object `key`: an output an
+    /// What the conversion for object `key` starts from: an output an
+    /// earlier run left behind, else the source's bytes (those this process
+    /// holds, or the recorded file's). `None`: the source file is gone or
+    /// changed, and must be fetched again.
+    pub async fn prepare(
+        &self,
+        source: &SourceFile,
+        held: Option<(Bytes, Lease)>,
+        key: &str,
+    ) -> Option<Ready> {
+        let path = self.output_path(key);
+        if let Some(output) = self.reuse(&path).await {
+            tracing::debug!(path = %path.display(), "reusing an output an earlier run left");
+            return Some(Ready::Output(output));
+        }
+        Some(match held {
+            Some((body, lease)) => Ready::Source {
+                body,
+                lease: Some(lease),
+            },
+            None => Ready::Source {
+                body: read_source(source).await?,
+                lease: None,
+            },
+        })
+    }
+
+    /// The grayscale version of the input for object `key`: the output an
     /// earlier run left behind, or a new conversion admitted by the memory
     /// its header says it needs. `None`: the source file is gone or changed.
     pub async fn convert(
@@ -183,23 +216,15 @@ impl Converter {
         key: &str,
     ) -> Result<Option<Output>, ConvertError> {
         let path = self.output_path(key);
-        if let Some(output) = self.reuse(&path).await {
-            tracing::debug!(path = %path.display(), "reusing an output an earlier run left");
-            return Ok(Some(output));
-        }
         let Input {
             row,
             source,
-            body,
-            lease: source_lease,
+            ready,
             alone,
         } = input;
-        let mut body = match body {
-            Some(body) => body,
-            None => match read_source(source).await {
-                Some(body) => body,
-                None => return Ok(None),
-            },
+        let (mut body, source_lease) = match ready {
+            Ready::Output(output) => return Ok(Some(output)),
+            Ready::Source { body, lease } => (body, lease),
         };
         let limits = self.limits;
         // The engine, from the header alone: the lossless path for the JPEGs
@@ -210,9 +235,8 @@ impl Converter {
         };
         // The lossless transform holds every coefficient in memory and cannot
         // spill to disk. Up to twice the budget (the container's whole limit
-        // by default) it runs alone, its lease clamped to the budget: a 98 MP
-        // 4:2:0 photo (300 MB) in a 512 MiB pod peaked at 414 MiB that way.
-        // Beyond, it goes to ImageMagick, which keeps its pixels on disk.
+        // by default) it runs alone, its lease clamped to the budget (the
+        // memory tests run a 98 MP photo in a 512 MiB cgroup). Beyond, it goes to ImageMagick, which keeps its pixels on disk.
         let plan = match plan {
             lossless::Plan::Lossless(h) if h.memory_bytes() > 2 * self.budget.total() => {
                 lossless::Plan::ImageMagick("its coefficients do not fit the memory budget")
@@ -303,6 +327,8 @@ impl Converter {
             source,
         })?;
         lease.shrink_to(converted.bytes.len() as u64);
+        crate::metrics::get().stage_time("convert", elapsed);
+        crate::metrics::get().stage_wait("convert", wait);
         Ok(Some(Output {
             path,
             body: Bytes::from(converted.bytes),
@@ -340,8 +366,8 @@ impl Converter {
 
 /// A fixed set of threads for conversions. Compared with tokio's blocking
 /// pool, where any thread may take the next task, the same few threads keep
-/// their caches and malloc arenas warm from image to image: in `make bench`
-/// peak RSS fell from 140–270 MB to about 80 MB, and kernel time dropped.
+/// their caches and malloc arenas warm from image to image, which keeps peak
+/// RSS and kernel time down (figures in docs/performance.md).
 struct ConvertPool {
     tx: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
     threads: usize,
@@ -358,7 +384,7 @@ impl ConvertPool {
             std::thread::Builder::new()
                 .name(format!("convert-{i}"))
                 .spawn(move || {
-                    super::jmem::keep_blocks(keep);
+                    crate::image::jmem::keep_blocks(keep);
                     loop {
                         let job = rx.lock().map(|r| r.recv());
                         match job {
@@ -366,7 +392,7 @@ impl ConvertPool {
                             // its row reports; the thread lives on for the next.
                             Ok(Ok(job)) => {
                                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                                super::jmem::settle();
+                                crate::image::jmem::settle();
                             }
                             _ => return,
                         }

@@ -31,6 +31,14 @@ pub struct Table {
     slots: Mutex<HashMap<String, watch::Receiver<Option<Shared>>>>,
 }
 
+/// What [`Table::lead_or_follow`] made of a row.
+pub enum Role {
+    /// This row does the work, then [`Claim::finish`]es.
+    Lead(Claim),
+    /// Another row did it: the output it kept, or its failure.
+    Followed(Result<Option<PathBuf>, Failure>),
+}
+
 /// What [`Table::enter`] makes of a row.
 pub enum Entry {
     /// No other row has this key: do the work, then [`Claim::finish`].
@@ -52,6 +60,30 @@ impl Table {
             key: key.to_string(),
             tx,
         })
+    }
+
+    /// Makes the row the leader for `claim_key` (see `Target::claim`), or
+    /// waits for the row that is, calling `on_wait` first so that it waits
+    /// holding nothing (the leader may need the room). `Lead` hands back the
+    /// claim; `Followed` is the leader's outcome: the output it kept, or its
+    /// failure.
+    pub async fn lead_or_follow(self: &Arc<Self>, claim_key: &str, on_wait: impl FnOnce()) -> Role {
+        let mut on_wait = Some(on_wait);
+        loop {
+            let waiter = match self.enter(claim_key) {
+                Entry::Lead(claim) => return Role::Lead(claim),
+                Entry::Follow(waiter) => waiter,
+            };
+            if let Some(f) = on_wait.take() {
+                f();
+            }
+            match waiter.outcome().await {
+                Some(Shared::Stored { output }) => return Role::Followed(Ok(output)),
+                Some(Shared::Failed(f)) => return Role::Followed(Err(f)),
+                // The leader vanished (a panic): try to lead.
+                None => continue,
+            }
+        }
     }
 
     #[cfg(test)]

@@ -5,10 +5,16 @@
 //! recorded state calls the stage for that state, records the state the stage
 //! returns, and repeats until the row is uploaded or failed. That loop is the
 //! only code that changes a row's state and the only caller of the journal
-//! writer for rows, so "what does resume do with a Downloaded row?" is answered
+//! writer for rows, so "what does resume do with a Processed row?" is answered
 //! by reading one arm of [`Pipeline::step`]. Shortcuts (the URL index knows the
 //! URL, identical content is in flight, a killed run left files behind) are
-//! what a stage returns, not branches around the loop.
+//! what a stage returns, not branches around the loop. The journal stores
+//! facts (a process died converting this row); the loop decides what they
+//! mean (convert it alone, or fail it as `crashed`).
+//!
+//! A state read from the journal may have been acted on by a process that
+//! died after recording it: its first step is a recovered one, and a stage
+//! that could repeat work (the upload stage's PUT) checks first.
 //!
 //! Limits follow uv's model: each stage takes a permit from its own semaphore
 //! only while it works (many downloads and uploads at once, one conversion per
@@ -20,18 +26,13 @@
 //!
 //! Every step is idempotent, which is what makes a crash at any moment safe: a
 //! download or output under its final name is whole (written to `.part`, then
-//! renamed), and an upload is keyed by content and made with a conditional PUT
-//! after a HEAD.
+//! renamed), and an upload is keyed by content and made with a conditional PUT.
 
+mod control;
 pub mod convert;
 pub mod fetch;
 pub mod identical;
-pub mod jmem;
-pub mod keys;
-pub mod lossless;
-pub mod magick;
-pub mod memory;
-pub mod quarantine;
+mod report;
 pub mod upload;
 pub mod url_index;
 
@@ -39,9 +40,9 @@ pub mod url_index;
 mod tests;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -49,95 +50,33 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::image::magick;
 use crate::job::{
-    Classify, Failure, FailureClass, JobRecord, JobState, RetryFailed, Uploaded, now_ms,
+    Failure, FailureClass, JobRecord, JobState, RetryFailed, SourceFile, Suspicion, Systemic,
+    Uploaded, now_ms,
 };
+use crate::journal::quarantine::Quarantine;
 use crate::journal::{Journal, Writer};
-use crate::progress::Reporter;
+use crate::keys::{self, Target};
+use crate::memory::{Budget, Lease};
 use crate::redact::RawUrl;
 use crate::settings::Settings;
-use crate::store::{ObjectStore, PutOutcome};
+use crate::store::ObjectStore;
+pub use control::Stop;
+use control::{Control, Setback};
 use convert::{Converter, Input};
 use fetch::Fetcher;
-use identical::{Claim, Entry, Shared};
-use memory::{Budget, Lease};
-use quarantine::Quarantine;
+use identical::{Claim, Role, Shared};
+use report::{Figures, log_failed};
+pub use report::{ROWS, Reporter};
 use upload::Uploader;
 use url_index::UrlIndex;
-
-/// How a systemic disk failure's reason starts (see [`disk_full`]).
-const DISK_FULL: &str = "the disk is full";
-
-/// Whether an I/O error means the disk (or quota) is full, and if so why.
-pub fn disk_full(path: &std::path::Path, e: &std::io::Error) -> Option<String> {
-    // ENOSPC, EDQUOT: no room; EROFS: the volume went read-only.
-    matches!(e.raw_os_error(), Some(28 | 122 | 30))
-        .then(|| format!("{DISK_FULL} ({}: {e})", path.display()))
-}
 
 /// Rows read from the journal per batch.
 const FEED_BATCH: usize = 256;
 /// Steps after which a row that has not settled is failed as a bug. A row
 /// needs at most five (a file gone twice, a follower whose leader vanished).
 const MAX_STEPS: u32 = 16;
-
-/// Stripes of the locks rows naming one object take (`--key-template`).
-const NAME_LOCKS: usize = 256;
-
-/// Why a run stopped before its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// Every pending row was processed.
-    Completed,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// Something every row depends on failed.
-    Fatal(String),
-}
-
-/// Why a step did not reach a new state.
-enum Setback {
-    /// The row's own fault: it is failed with this reason.
-    Failed(Failure),
-    /// Not the row's fault (the store is down, the disk is full): the row is
-    /// left in its last recorded state, which `resume` continues from.
-    Abandoned(String),
-}
-
-impl<E: Classify> From<E> for Setback {
-    fn from(e: E) -> Setback {
-        match e.systemic() {
-            Some(why) => Setback::Abandoned(why),
-            None => Setback::Failed(Failure::of(&e)),
-        }
-    }
-}
-
-/// How the run is told to stop, shared with the stages that can decide it
-/// (the upload stage's breaker, the journal writer's failure).
-#[derive(Default)]
-pub struct Control {
-    stop: CancellationToken,
-    fatal: Mutex<Option<String>>,
-    /// Rows left unfinished because something they all need failed.
-    abandoned: AtomicU64,
-}
-
-impl Control {
-    /// Stops feeding rows and records why the run cannot go on; the first reason wins.
-    pub fn set_fatal(&self, reason: String) {
-        let mut fatal = self.fatal.lock().expect("fatal lock");
-        if fatal.is_none() {
-            tracing::error!("{reason}");
-            *fatal = Some(reason);
-        }
-        self.stop.cancel();
-    }
-
-    fn fatal(&self) -> Option<String> {
-        self.fatal.lock().expect("fatal lock").clone()
-    }
-}
 
 /// The stages and the run state every row task shares.
 pub struct Pipeline<S> {
@@ -150,49 +89,24 @@ pub struct Pipeline<S> {
     index: UrlIndex,
     /// The fingerprint of the object options that are part of every key.
     key_options: Option<String>,
-    /// With `--key-template`: rows naming one object check and upload it one
-    /// at a time. The conditional PUT settles races across processes on
-    /// AWS; within one, this settles them on every server, including those
-    /// (s3s-fs) whose If-None-Match is a check and then a write. Striped, so
-    /// a million names cost a fixed 256 locks.
-    name_locks: Vec<tokio::sync::Mutex<()>>,
     writer: Writer,
     reporter: Arc<dyn Reporter>,
     control: Arc<Control>,
 }
 
-/// What a row keeps between its steps within this process. None of it is
-/// needed after a crash: it saves reading back a file just written, holds the
-/// row's lead on identical content, and gathers its log line's figures.
+/// What a row holds between its steps within this process: bytes it need
+/// not read back from a file just written, its lead on identical content,
+/// and its log line's figures. Nothing here changes what a step decides, so
+/// nothing is lost when a crash loses it.
 #[derive(Default)]
 struct Carry {
     /// The source's bytes and the budget they hold, when this process fetched them.
     source: Option<(Bytes, Lease)>,
     /// The output's bytes and the budget they hold, when this process converted them.
     output: Option<(Bytes, Lease)>,
-    /// A crash suspect: it converts alone.
-    alone: bool,
     /// This row leads the rows with identical content.
     claim: Option<Claim>,
-    /// A HEAD in this process found the key absent, so the upload needs none.
-    checked_absent: bool,
     figures: Figures,
-}
-
-/// What each stage did for one row, for its log line. A stage's `_ms` is
-/// its work alone; the time it waited for a slot (memory and a core for a
-/// conversion, an upload slot for an upload) is its `_wait_ms`, so a slow
-/// stage and a busy one read differently.
-#[derive(Debug, Default)]
-struct Figures {
-    download_bytes: u64,
-    download_ms: u64,
-    download_wait_ms: u64,
-    convert_ms: u64,
-    convert_wait_ms: u64,
-    output_bytes: u64,
-    upload_ms: u64,
-    upload_wait_ms: u64,
 }
 
 impl<S: ObjectStore> Pipeline<S> {
@@ -208,15 +122,16 @@ impl<S: ObjectStore> Pipeline<S> {
         for dir in [&work_in, &work_out] {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-            fetch::remove_parts(dir);
+            crate::workfile::remove_parts(dir);
         }
         let c = settings.concurrency;
-        let budget = Budget::new(settings.memory_budget());
+        let budget = Budget::new(crate::memory::budget_bytes(settings.memory_budget));
         let work_dir = std::path::absolute(&settings.work_dir)?;
         magick::set_memory(budget.total(), &work_dir).map_err(|e| anyhow::anyhow!(e))?;
         let fetch = Fetcher::new(std::path::absolute(&work_in)?, budget.clone(), &settings)?;
         let control = Arc::new(Control::default());
         let key_options = settings.store.object.fingerprint();
+        let named = settings.key_template.is_some();
         Ok(Pipeline {
             fetch,
             convert: Converter::new(
@@ -229,23 +144,17 @@ impl<S: ObjectStore> Pipeline<S> {
                 !settings.delete_local,
             ),
             budget,
-            upload: Uploader::new(store, c.uploads, Arc::clone(&control)),
+            upload: Uploader::new(store, c.uploads, Arc::clone(&control))
+                .with_policy(settings.heads_before_put(), named),
             identical: Arc::default(),
             // The URL index names content keys; a chosen name is its own index.
             index: UrlIndex::new(
-                settings.url_markers && settings.key_template.is_none(),
+                settings.url_markers && !named,
                 &settings.store.prefix,
                 settings.jpeg_engine,
                 key_options.clone(),
             ),
             key_options,
-            name_locks: if settings.key_template.is_some() {
-                (0..NAME_LOCKS)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect()
-            } else {
-                Vec::new()
-            },
             writer,
             reporter,
             control,
@@ -294,12 +203,12 @@ impl<S: ObjectStore> Pipeline<S> {
                     if stop.is_cancelled() {
                         break;
                     }
-                    tracing::info!(row, url = %RawUrl(&rec.url), "converting a crash suspect alone");
+                    tracing::info!(row, url = %RawUrl(&rec.url), "taking up a crash suspect alone");
                     let permit = Arc::clone(&rows_in_flight)
                         .acquire_owned()
                         .await
                         .expect("never closed");
-                    tasks.spawn(Arc::clone(&self).drive(row, rec, permit, true));
+                    tasks.spawn(Arc::clone(&self).drive(row, rec, permit));
                     self.drain(&mut tasks).await;
                 }
             }
@@ -340,7 +249,7 @@ impl<S: ObjectStore> Pipeline<S> {
                     _ = stop.cancelled() => break 'feed,
                     p = Arc::clone(&rows_in_flight).acquire_owned() => p.expect("never closed"),
                 };
-                tasks.spawn(Arc::clone(&self).drive(row, rec, permit, false));
+                tasks.spawn(Arc::clone(&self).drive(row, rec, permit));
                 while tasks.try_join_next().is_some() {}
             }
         }
@@ -401,44 +310,30 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     /// Moves one row until it is uploaded or failed, recording every state it reaches.
-    async fn drive(
-        self: Arc<Self>,
-        row: u64,
-        mut rec: JobRecord,
-        _permit: OwnedSemaphorePermit,
-        alone: bool,
-    ) {
+    async fn drive(self: Arc<Self>, row: u64, mut rec: JobRecord, _permit: OwnedSemaphorePermit) {
         let started = Instant::now();
         rec.attempts += 1;
         // A failed row picked up again (`--retry-failed`) starts over.
         if let JobState::Failed(_) = rec.state {
             rec.state = JobState::Pending;
         }
-        let mut carry = Carry {
-            alone,
-            ..Carry::default()
-        };
+        let mut carry = Carry::default();
         for steps in 1.. {
-            let step = std::panic::AssertUnwindSafe(self.step(row, &rec, &mut carry))
-                .catch_unwind()
-                .await;
-            rec.state = match step {
-                Ok(Ok(next)) => next,
-                Ok(Err(Setback::Failed(failure))) => JobState::Failed(failure),
-                Ok(Err(Setback::Abandoned(why))) => {
-                    // The breaker (store) or this arm (disk) stops the run;
-                    // the row keeps what the journal last recorded for it.
-                    if why.starts_with(DISK_FULL) {
-                        self.control.set_fatal(format!("{why}; stopping. Nothing is lost: free some space, then `batchimg resume`"));
+            rec.state = match self.decide(row, &rec, &mut carry, steps == 1).await {
+                Ok(next) => next,
+                Err(Setback::Failed(failure)) => JobState::Failed(failure),
+                Err(Setback::Abandoned(why)) => {
+                    // The breaker (store) or the disk stops the run; the row
+                    // keeps what the journal last recorded for it.
+                    if let Systemic::DiskFull { .. } = why {
+                        self.control.set_fatal(format!(
+                            "{why}; stopping. Nothing is lost: free some space, then `batchimg resume`"
+                        ));
                     }
                     tracing::debug!(row, url = %RawUrl(&rec.url), reason = %why, "left for resume");
                     self.control.abandoned.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                Err(panic) => JobState::Failed(Failure::new(
-                    FailureClass::Internal,
-                    format!("internal error: {}", panic_message(panic.as_ref())),
-                )),
             };
             if steps >= MAX_STEPS && !matches!(rec.state, JobState::Uploaded(_)) {
                 rec.state = JobState::Failed(Failure::new(
@@ -448,7 +343,7 @@ impl<S: ObjectStore> Pipeline<S> {
             }
             rec.updated_ms = now_ms();
             if matches!(rec.state, JobState::Uploaded(_) | JobState::Failed(_)) {
-                rec.suspect = false;
+                rec.suspect = None;
             }
             if self.writer.record(row, rec.clone()).await.is_err() {
                 self.control
@@ -465,12 +360,41 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// One step of a row's life: the stage for its state, and the state it reaches.
+    /// The state a row reaches next: the crash rule, else its stage's step,
+    /// with a bug in a stage (a panic) failing the row and not the run.
+    async fn decide(
+        &self,
+        row: u64,
+        rec: &JobRecord,
+        carry: &mut Carry,
+        recovered: bool,
+    ) -> Result<JobState, Setback> {
+        // A process died while this row was converting alone: it did it.
+        if rec.suspect == Some(Suspicion::Alone) {
+            return Err(Setback::Failed(Failure::new(
+                FailureClass::Crashed,
+                "the process died while converting this image, twice; the second time it was \
+                 converting alone",
+            )));
+        }
+        let step = std::panic::AssertUnwindSafe(self.step(row, rec, carry, recovered));
+        match step.catch_unwind().await {
+            Ok(next) => next,
+            Err(panic) => Err(Setback::Failed(Failure::new(
+                FailureClass::Internal,
+                format!("internal error: {}", panic_message(panic.as_ref())),
+            ))),
+        }
+    }
+
+    /// One step of a row's life: the stage for its state, and the state it
+    /// reaches. `recovered`: the state was read from the journal.
     async fn step(
         &self,
         row: u64,
         rec: &JobRecord,
         carry: &mut Carry,
+        recovered: bool,
     ) -> Result<JobState, Setback> {
         match &rec.state {
             // Nothing recorded: an earlier run may have uploaded this URL
@@ -483,19 +407,10 @@ impl<S: ObjectStore> Pipeline<S> {
                 }
                 if let Some(key) = self.index.lookup(&rec.url, &self.upload).await? {
                     let input = self.fetch.left_behind_path(&rec.url);
-                    let output = self.convert.output_path(&key);
-                    return Ok(self.reused(&key, input, output.exists().then_some(output)));
+                    return Ok(self.reused(&key, input, self.kept_output(&key)));
                 }
                 let fetched = self.fetch.fetch(&rec.url).await?;
-                carry.figures.download_bytes = fetched.body.len() as u64;
-                carry.figures.download_ms = fetched.elapsed.as_millis() as u64;
-                carry.figures.download_wait_ms = fetched.wait.as_millis() as u64;
-                let m = crate::metrics::get();
-                if fetched.attempts > 0 {
-                    m.downloaded_bytes.inc_by(fetched.body.len() as u64);
-                    m.stage_time("download", fetched.elapsed);
-                    m.stage_wait("download", fetched.wait);
-                }
+                carry.figures.fetched(&fetched);
                 carry.source = Some((fetched.body, fetched.lease));
                 Ok(JobState::Downloaded {
                     source: fetched.source,
@@ -505,47 +420,37 @@ impl<S: ObjectStore> Pipeline<S> {
             // gone or changed). Identical content in flight, or an object
             // already in the bucket, ends the row; else convert.
             JobState::Downloaded { source } => {
-                let (key, tag, content) = self.target(rec, source);
+                let target = self.target(rec, source);
                 let input = Some(source.path.clone());
-                if let Some(shared) = self.lead_or_follow(&key, tag.as_deref(), carry).await {
+                if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
-                        .map(|output| self.reused(&key, input, output))
+                        .map(|out| self.reused(&target.key, input, out))
                         .map_err(Setback::Failed);
                 }
-                // Without the HEAD (a store that honours `If-None-Match`),
-                // the conditional PUT finds an object that is already there.
-                let head = self.settings.heads_before_put();
-                if head && !carry.checked_absent && self.present(&key, tag.as_deref()).await? {
-                    let output = self.convert.output_path(&content);
-                    return Ok(self.reused(&key, input, output.exists().then_some(output)));
-                }
-                carry.checked_absent = true;
-                let (body, lease) = carry.source.take().unzip();
-                let input = Input {
-                    row,
-                    source,
-                    body,
-                    lease,
-                    alone: carry.alone,
-                };
-                // The work file is named by the content key, never by a
-                // chosen name, which other rows may share.
-                let Some(out) = self.convert.convert(input, &content).await? else {
-                    // The source file is gone or changed: fetch it again.
+                let held = carry.source.take();
+                let Some(ready) = self.convert.prepare(source, held, &target.content).await else {
                     return Ok(JobState::Pending);
                 };
-                carry.figures.convert_ms = out.elapsed.as_millis() as u64;
-                carry.figures.convert_wait_ms = out.wait.as_millis() as u64;
-                if !out.elapsed.is_zero() {
-                    crate::metrics::get().stage_time("convert", out.elapsed);
-                    crate::metrics::get().stage_wait("convert", out.wait);
+                if self.upload.stored_before(&target).await? {
+                    return Ok(self.reused(&target.key, input, self.kept_output(&target.content)));
                 }
-                carry.figures.output_bytes = out.body.len() as u64;
+                let alone = rec.suspect.is_some();
+                let job = Input {
+                    row,
+                    source,
+                    ready,
+                    alone,
+                };
+                let Some(out) = self.convert.convert(job, &target.content).await? else {
+                    return Ok(JobState::Pending);
+                };
+                carry.figures.converted(&out);
+                let output = out.path.clone();
                 carry.output = Some((out.body, out.lease));
                 Ok(JobState::Processed {
                     source: source.clone(),
-                    output: out.path,
-                    key,
+                    output,
+                    key: target.key,
                 })
             }
             // The output is here (or is made again from the source if its
@@ -555,23 +460,15 @@ impl<S: ObjectStore> Pipeline<S> {
                 output,
                 key,
             } => {
-                let fresh = carry.checked_absent;
-                let input = || (fresh || source.path.exists()).then(|| source.path.clone());
-                // The output file is named by the content key it was made
-                // under, which is the tag (not the key of today's engine,
-                // should a resume have changed it).
-                let tag = matches!(rec.name, Some(Ok(_)))
-                    .then(|| output.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .flatten();
-                if let Some(shared) = self.lead_or_follow(key, tag.as_deref(), carry).await {
+                let named = matches!(rec.name, Some(Ok(_)));
+                let target =
+                    Target::recorded(key, named, output.file_name().and_then(|n| n.to_str()));
+                let input = || (!recovered || source.path.exists()).then(|| source.path.clone());
+                if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
-                        .map(|output| self.reused(key, input(), output))
+                        .map(|out| self.reused(key, input(), out))
                         .map_err(Setback::Failed);
                 }
-                let _named = match tag {
-                    Some(_) => Some(self.name_lock(key).await),
-                    None => None,
-                };
                 let (body, _lease) = match carry.output.take() {
                     Some(held) => held,
                     None => match self.convert.reuse(output).await {
@@ -583,40 +480,15 @@ impl<S: ObjectStore> Pipeline<S> {
                         }
                     },
                 };
-                // A chosen name is checked again under its lock: another row
-                // may have taken it since this row's first check, and a store
-                // that ignores If-None-Match would let this PUT overwrite it.
-                if self.settings.heads_before_put()
-                    && (!fresh || tag.is_some())
-                    && self.present(key, tag.as_deref()).await?
-                {
-                    return Ok(self.reused(key, input(), Some(output.clone())));
-                }
-                let size = body.len() as u64;
-                let (put, timing) = self
+                let stored = self
                     .upload
-                    .put_if_absent(key, body, source.format.mime(), tag.as_deref())
+                    .store_image(&target, body, source.format.mime(), recovered)
                     .await?;
-                // A chosen name already taken: by this content (a rerun), or
-                // by other content, which is not overwritten.
-                if put == PutOutcome::AlreadyPresent
-                    && tag.is_some()
-                    && !self.present(key, tag.as_deref()).await?
-                {
-                    return Err(Setback::Failed(name_taken(&self.upload.object_url(key))));
-                }
-                carry.figures.upload_ms = timing.busy.as_millis() as u64;
-                carry.figures.upload_wait_ms = timing.wait.as_millis() as u64;
-                let m = crate::metrics::get();
-                m.stage_time("upload", timing.busy);
-                m.stage_wait("upload", timing.wait);
-                if put == PutOutcome::Created {
-                    m.uploaded_bytes.inc_by(size);
-                }
+                carry.figures.stored(stored.timing);
                 Ok(JobState::Uploaded(Uploaded {
                     key: key.clone(),
                     s3url: self.upload.object_url(key),
-                    reused: put == PutOutcome::AlreadyPresent,
+                    reused: stored.reused,
                     input: input(),
                     output: Some(output.clone()),
                 }))
@@ -626,14 +498,8 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// Where a row's object goes: its key; for a `--key-template` name the
-    /// tag that says what the object holds; and the content key, which names
-    /// the work file.
-    fn target(
-        &self,
-        rec: &JobRecord,
-        source: &crate::job::SourceFile,
-    ) -> (String, Option<String>, String) {
+    /// Where a downloaded row's object goes (see [`Target`]).
+    fn target(&self, rec: &JobRecord, source: &SourceFile) -> Target {
         let content = keys::object_key(
             &self.settings.store.prefix,
             &source.hash,
@@ -641,73 +507,41 @@ impl<S: ObjectStore> Pipeline<S> {
             self.settings.jpeg_engine,
             self.key_options.as_deref(),
         );
-        match &rec.name {
-            Some(Ok(name)) => (
-                name.key(source.format.extension()),
-                Some(keys::content_tag(&content).to_string()),
-                content,
-            ),
-            _ => (content.clone(), None, content),
-        }
-    }
-
-    /// The lock of the stripe `key` falls in (see `name_locks`).
-    async fn name_lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        self.name_locks[(h.finish() % self.name_locks.len() as u64) as usize]
-            .lock()
-            .await
-    }
-
-    /// Whether the row's object is in the bucket. A content key holds its
-    /// content by construction; a chosen name must hold this row's (its
-    /// tag), and other content under it fails the row.
-    async fn present(&self, key: &str, tag: Option<&str>) -> Result<bool, Setback> {
-        let Some(tag) = tag else {
-            return Ok(self.upload.exists(key).await?);
+        let name = match &rec.name {
+            Some(Ok(name)) => Some(name),
+            _ => None,
         };
-        match self.upload.tag_of(key).await? {
-            None => Ok(false),
-            Some(Some(found)) if found == tag => Ok(true),
-            Some(_) => Err(Setback::Failed(name_taken(&self.upload.object_url(key)))),
-        }
+        Target::new(content, name, source.format.extension())
     }
 
-    /// Makes this row the leader for `key` (with its tag, for a chosen name:
-    /// rows naming one object with different content are not identical), or
-    /// waits for the row that is. `Some` is the leader's outcome: the output
-    /// it kept, or its failure.
+    /// The work file an earlier run left for content key `content`, if any.
+    fn kept_output(&self, content: &str) -> Option<PathBuf> {
+        let output = self.convert.output_path(content);
+        output.exists().then_some(output)
+    }
+
+    /// Makes this row the leader for the target, or waits for the row that
+    /// is (holding nothing meanwhile). `Some` is the leader's outcome: the
+    /// output it kept, or its failure.
     async fn lead_or_follow(
         &self,
-        key: &str,
-        tag: Option<&str>,
+        target: &Target,
         carry: &mut Carry,
     ) -> Option<Result<Option<PathBuf>, Failure>> {
         if carry.claim.is_some() {
             return None;
         }
-        let claim_key = match tag {
-            Some(tag) => format!("{key}\0{tag}"),
-            None => key.to_string(),
-        };
-        loop {
-            let waiter = match self.identical.enter(&claim_key) {
-                Entry::Lead(claim) => {
-                    carry.claim = Some(claim);
-                    return None;
-                }
-                Entry::Follow(waiter) => waiter,
-            };
-            // Nothing held while waiting: the leader may need the room.
-            carry.source = None;
-            match waiter.outcome().await {
-                Some(Shared::Stored { output }) => return Some(Ok(output)),
-                Some(Shared::Failed(f)) => return Some(Err(f)),
-                // The leader vanished (a panic): try to lead.
-                None => continue,
+        let source = &mut carry.source;
+        match self
+            .identical
+            .lead_or_follow(&target.claim(), || *source = None)
+            .await
+        {
+            Role::Lead(claim) => {
+                carry.claim = Some(claim);
+                None
             }
+            Role::Followed(outcome) => Some(outcome),
         }
     }
 
@@ -734,26 +568,10 @@ impl<S: ObjectStore> Pipeline<S> {
                 let _ = tokio::fs::remove_file(p).await;
             }
         }
-        let f = &carry.figures;
         crate::metrics::get().row_finished(if done.reused { "reused" } else { "uploaded" });
-        tracing::info!(
-            target: crate::logging::ROWS,
-            row,
-            url = %RawUrl(url),
-            key = done.key,
-            reused = done.reused,
-            download_bytes = f.download_bytes,
-            download_ms = f.download_ms,
-            download_wait_ms = f.download_wait_ms,
-            convert_ms = f.convert_ms,
-            convert_wait_ms = f.convert_wait_ms,
-            output_bytes = f.output_bytes,
-            upload_ms = f.upload_ms,
-            upload_wait_ms = f.upload_wait_ms,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "{}",
-            if done.reused { "already in the bucket" } else { "uploaded" }
-        );
+        carry
+            .figures
+            .log_uploaded(row, url, done, started.elapsed());
         self.reporter.row_finished(true);
     }
 
@@ -765,26 +583,9 @@ impl<S: ObjectStore> Pipeline<S> {
             (None, _) => {}
         }
         crate::metrics::get().row_finished("failed");
-        tracing::warn!(
-            row,
-            url = %RawUrl(url),
-            reason = failure.class.name(),
-            error = %failure.message,
-            "failed"
-        );
+        log_failed(row, url, failure);
         self.reporter.row_finished(false);
     }
-}
-
-/// The failure of a row whose chosen name holds other content.
-fn name_taken(object_url: &str) -> Failure {
-    Failure::new(
-        FailureClass::ObjectName,
-        format!(
-            "{object_url} already holds other content (another row's, or another run's with \
-             other options); not overwritten: give rows distinct names with --key-template"
-        ),
-    )
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -793,10 +594,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
-}
-
-/// Items per second; zero when no time has passed.
-pub fn rate(done: u64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 { done as f64 / secs } else { 0.0 }
 }

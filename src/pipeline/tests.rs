@@ -11,10 +11,14 @@ use magick_rust::{MagickWand, PixelWand};
 
 use super::*;
 use crate::format::ImageFormat;
+use crate::image::magick;
 use crate::job::{JobState, RetryFailed, SourceFile, StateKind};
 use crate::journal::RunInfo;
+use crate::journal::quarantine;
 use crate::location::Location;
-use crate::settings::{Concurrency, Limits, RetryPolicy, StoreSettings};
+use crate::options::{Concurrency, Limits};
+use crate::retry::RetryPolicy;
+use crate::settings::StoreSettings;
 use crate::store::memory::MemoryStore;
 
 struct Quiet;
@@ -53,46 +57,27 @@ fn colour_jpeg() -> Bytes {
 
 fn settings(dir: &Path) -> Settings {
     let local = |name: &str| Location::Local(dir.join(name));
-    Settings {
-        input: local("in.csv"),
-        csv: Default::default(),
-        output: local("out.csv"),
-        output_failed: None,
-        store: StoreSettings {
-            bucket: "test".into(),
-            region: "us-east-1".into(),
-            prefix: "gray/".into(),
-            endpoint: None,
-            role_arn: None,
-            object: Default::default(),
-            source: Default::default(),
-            sign_payload: Default::default(),
-        },
-        work_dir: dir.join("work"),
-        delete_local: false,
-        concurrency: Concurrency {
-            downloads: 2,
-            per_host: 2,
-            converts: 1,
-            uploads: 2,
-            per_host_rps: None,
-        },
-        retry: RetryPolicy {
-            attempts: 1,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        },
-        limits: Limits::default(),
-        allow_private_networks: true,
-        url_markers: false,
-        shard: None,
-        stop_grace: Duration::from_secs(10),
-        jpeg_engine: crate::settings::JpegEngine::Lossless,
-        head_before_put: crate::settings::HeadBeforePut::Always,
-        memory_budget: Some(256 << 20),
-        http: Default::default(),
-        key_template: None,
-    }
+    let mut store = StoreSettings::new("test".into(), "us-east-1".into(), None);
+    store.prefix = "gray/".into();
+    let mut settings = Settings::new(local("in.csv"), local("out.csv"), store, dir);
+    settings.concurrency = Concurrency {
+        downloads: 2,
+        per_host: 2,
+        converts: 1,
+        uploads: 2,
+        per_host_rps: None,
+    };
+    // No retries, so a failure shows at once.
+    settings.retry = RetryPolicy {
+        attempts: 1,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+    settings.allow_private_networks = true;
+    settings.url_markers = false;
+    settings.head_before_put = crate::options::HeadBeforePut::Always;
+    settings.memory_budget = Some(256 << 20);
+    settings
 }
 
 /// One row left by a crash in `state`, resumed once.
@@ -139,7 +124,7 @@ impl Resume {
             "gray/",
             blake3::hash(&self.image).as_bytes(),
             ImageFormat::Jpeg,
-            crate::settings::JpegEngine::Lossless,
+            crate::options::JpegEngine::Lossless,
             None,
         )
     }
@@ -180,7 +165,7 @@ impl Resume {
             session_done_at_start: 0,
             kept_header: Vec::new(),
         };
-        let rows = std::iter::once(Ok(crate::manifest::Row {
+        let rows = std::iter::once(Ok(crate::job::InputRow {
             row: 0,
             url: self.url.clone(),
             kept: Vec::new(),

@@ -1,5 +1,6 @@
 //! The upload stage: existence checks and conditional PUTs under their slots,
-//! and the breaker that tells a store outage from one row's bad luck.
+//! the HEAD policy, the locks of chosen names and their tag check, and the
+//! breaker that tells a store outage from one row's bad luck.
 //!
 //! Every store request of a run goes through here, URL index objects included,
 //! so the breaker sees them all: after [`STORE_DOWN_AFTER`] consecutive
@@ -14,9 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::Control;
-use crate::job::{Classify, FailureClass};
+use super::control::Control;
+use crate::job::{Classify, FailureClass, Systemic};
+use crate::keys::Target;
 use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
+
+/// Stripes of the locks rows naming one object take (`--key-template`).
+const NAME_LOCKS: usize = 256;
 
 /// Consecutive failed store requests after which the store is taken to be down.
 const STORE_DOWN_AFTER: u32 = 8;
@@ -29,14 +34,48 @@ impl Classify for StoreError {
     /// Only a request the store refused for this object is the row's fault;
     /// throttling, outages, timeouts and permission or credential trouble
     /// would fail every row alike.
-    fn systemic(&self) -> Option<String> {
-        (self.kind != StoreErrorKind::Rejected).then(|| {
-            format!(
-                "the object store is failing ({})",
-                crate::error::chain(self)
-            )
+    fn systemic(&self) -> Option<Systemic> {
+        (self.kind != StoreErrorKind::Rejected).then(|| Systemic::Store {
+            reason: crate::error::chain(self),
         })
     }
+}
+
+/// Why an upload did not store the row's object.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A chosen name holds other content, which is not overwritten.
+    #[error(
+        "{0} already holds other content (another row's, or another run's with other \
+         options); not overwritten: give rows distinct names with --key-template"
+    )]
+    NameTaken(String),
+}
+
+impl Classify for UploadError {
+    fn class(&self) -> FailureClass {
+        match self {
+            UploadError::Store(e) => e.class(),
+            UploadError::NameTaken(_) => FailureClass::ObjectName,
+        }
+    }
+
+    fn systemic(&self) -> Option<Systemic> {
+        match self {
+            UploadError::Store(e) => e.systemic(),
+            UploadError::NameTaken(_) => None,
+        }
+    }
+}
+
+/// What storing a row's object came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The object was already there: nothing was uploaded for this row.
+    pub reused: bool,
+    pub timing: Timing,
 }
 
 /// Where a stage's time went: waiting for its slot, and working once it had it.
@@ -46,7 +85,8 @@ pub struct Timing {
     pub busy: Duration,
 }
 
-/// The upload stage: the store, its slots and its breaker.
+/// The upload stage: the store, its slots, its HEAD policy, the locks of
+/// chosen names and its breaker.
 pub struct Uploader<S> {
     store: S,
     /// Uploads, HEADs and index writes in flight.
@@ -54,16 +94,123 @@ pub struct Uploader<S> {
     /// Consecutive failed requests.
     failures: AtomicU32,
     control: Arc<Control>,
+    /// A HEAD precedes the conditional PUT (`--head-before-put`).
+    heads: bool,
+    /// With `--key-template`: rows naming one object check and upload it one
+    /// at a time. The conditional PUT settles races across processes on
+    /// AWS; within one, this settles them on every server, including those
+    /// (s3s-fs) whose If-None-Match is a check and then a write. Striped, so
+    /// a million names cost a fixed 256 locks.
+    name_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl<S: ObjectStore> Uploader<S> {
+    /// The stage with `slots` requests in flight, a HEAD before each PUT and
+    /// no chosen names (see [`Uploader::with_policy`]).
     pub fn new(store: S, slots: usize, control: Arc<Control>) -> Uploader<S> {
         Uploader {
             store,
             slots: Semaphore::new(slots),
             failures: AtomicU32::new(0),
             control,
+            heads: true,
+            name_locks: Vec::new(),
         }
+    }
+
+    /// Whether a HEAD precedes each conditional PUT, and whether rows have
+    /// chosen names (which then take their name's lock).
+    pub fn with_policy(mut self, heads_before_put: bool, named: bool) -> Uploader<S> {
+        self.heads = heads_before_put;
+        self.name_locks = if named {
+            (0..NAME_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// Whether the target's object is already in the bucket, checked before
+    /// its image is converted when the policy sends HEADs (without them, the
+    /// conditional PUT finds an object that is already there).
+    pub async fn stored_before(&self, target: &Target) -> Result<bool, UploadError> {
+        if !self.heads {
+            return Ok(false);
+        }
+        self.present(target).await
+    }
+
+    /// Stores `body` as the target's object unless it is there already.
+    /// `recovered`: the row's state was read from the journal, so a process
+    /// that died may have uploaded it; a HEAD (when the policy sends them)
+    /// then checks first, as it does for a chosen name, under its lock:
+    /// another row may have taken the name since this row's first check,
+    /// and a store that ignores If-None-Match would let this PUT overwrite it.
+    pub async fn store_image(
+        &self,
+        target: &Target,
+        body: Bytes,
+        content_type: &str,
+        recovered: bool,
+    ) -> Result<Stored, UploadError> {
+        let _named = match &target.tag {
+            Some(_) => Some(self.name_lock(&target.key).await),
+            None => None,
+        };
+        if self.heads && (recovered || target.tag.is_some()) && self.present(target).await? {
+            return Ok(Stored {
+                reused: true,
+                timing: Timing::default(),
+            });
+        }
+        let size = body.len() as u64;
+        let (put, timing) = self
+            .put_if_absent(&target.key, body, content_type, target.tag.as_deref())
+            .await?;
+        // A chosen name already taken: by this content (a rerun), or by
+        // other content, which is not overwritten.
+        if put == PutOutcome::AlreadyPresent
+            && target.tag.is_some()
+            && !self.present(target).await?
+        {
+            return Err(UploadError::NameTaken(self.object_url(&target.key)));
+        }
+        let m = crate::metrics::get();
+        m.stage_time("upload", timing.busy);
+        m.stage_wait("upload", timing.wait);
+        if put == PutOutcome::Created {
+            m.uploaded_bytes.inc_by(size);
+        }
+        Ok(Stored {
+            reused: put == PutOutcome::AlreadyPresent,
+            timing,
+        })
+    }
+
+    /// Whether the target's object is in the bucket. A content key holds its
+    /// content by construction; a chosen name must hold this row's (its
+    /// tag), and other content under it fails the row.
+    async fn present(&self, target: &Target) -> Result<bool, UploadError> {
+        let Some(tag) = &target.tag else {
+            return Ok(self.exists(&target.key).await?);
+        };
+        match self.tag_of(&target.key).await? {
+            None => Ok(false),
+            Some(Some(found)) if found == *tag => Ok(true),
+            Some(_) => Err(UploadError::NameTaken(self.object_url(&target.key))),
+        }
+    }
+
+    /// The lock of the stripe `key` falls in (see `name_locks`).
+    async fn name_lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.name_locks[(h.finish() % self.name_locks.len() as u64) as usize]
+            .lock()
+            .await
     }
 
     /// The store itself, for reads that are not the breaker's business (the
@@ -87,7 +234,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// Uploads `body` to `key` unless an object is already there, and
     /// says how long it waited for an upload slot: `upload_ms` in the row's
     /// log line is the request alone, the wait is reported beside it.
-    pub async fn put_if_absent(
+    async fn put_if_absent(
         &self,
         key: &str,
         body: Bytes,

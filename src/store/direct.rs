@@ -1,9 +1,8 @@
 //! The image upload without the SDK's per-request machinery: one SigV4-signed
 //! `PUT` per object, sent with reqwest.
 //!
-//! Why it exists: in `make bench` the SDK's `PutObject` cost about 0.4 ms of
-//! CPU per image more than this path, a sixth of the lossless conversion
-//! itself. The SDK runs its orchestrator for every request (runtime plugins,
+//! Why it exists: the SDK's `PutObject` costs measurably more CPU per image
+//! than this path (docs/performance.md has the figures). The SDK runs its orchestrator for every request (runtime plugins,
 //! a dozen interceptors at each of twenty hooks, S3's endpoint rules, auth
 //! scheme resolution, type-erased config layers), and none of that changes
 //! from one object to the next. What decides correctness still comes from the
@@ -17,7 +16,8 @@
 //! folds away). Everything else, and every other operation, goes through the SDK.
 //! Over HTTPS the body is left out of the signature and sent with its CRC32,
 //! as the AWS CLI sends uploads (`--sign-payload`); the SDK for Rust would
-//! hash every body with SHA-256, 15 ms of CPU for a 20 MB image.
+//! hash every body with SHA-256. The object options' headers come from
+//! `request::put_headers`, the mapping the SDK path sends too.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,8 +36,11 @@ use aws_smithy_types::Document;
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{PutOutcome, StoreError, StoreErrorKind};
-use crate::settings::{ObjectOptions, SignPayload, StoreSettings};
+use super::error::{kind_of, retry_after_secs};
+use super::request::put_headers;
+use super::{CONNECT_TIMEOUT, PutOutcome, REQUEST_TIMEOUT, StoreError, StoreErrorKind};
+use crate::options::{ObjectOptions, SignPayload};
+use crate::settings::StoreSettings;
 
 /// Bytes of a key kept as they are in its URL path, as the SDK's greedy
 /// label encoding keeps them (RFC 3986 unreserved, and `/`).
@@ -70,8 +73,8 @@ pub struct DirectPut {
     cached: Mutex<Option<(Credentials, Instant)>>,
     /// One refresh at a time; PUTs meanwhile sign with what is cached.
     refreshing: tokio::sync::Mutex<()>,
-    /// What every image PUT carries: the object options, as the SDK sends them.
-    headers: Vec<(String, String)>,
+    /// The object options, as every image PUT carries them.
+    options: ObjectOptions,
     /// Send bodies as `UNSIGNED-PAYLOAD` with a CRC32 (HTTPS, `--sign-payload auto`).
     unsigned: bool,
 }
@@ -167,14 +170,20 @@ impl DirectPut {
 
     /// The signed-PUT path for a bucket at `base`, or `None` when an object
     /// option cannot be a header.
-    fn new(
+    pub(super) fn new(
         base: String,
         signing_region: String,
         credentials: SharedCredentialsProvider,
         options: &ObjectOptions,
         sign_payload: SignPayload,
     ) -> Option<DirectPut> {
-        let headers = option_headers(options)?;
+        // An option that cannot be a header is refused when the run starts.
+        put_headers(
+            options,
+            true,
+            options.expected_bucket_owner.as_deref(),
+            None,
+        )?;
         // As botocore decides it: the body's SHA-256 is left out of the
         // signature only where TLS already protects the body in transit and
         // a checksum lets the store verify it. On plain HTTP the signature is
@@ -185,11 +194,11 @@ impl DirectPut {
             // environment (reqwest's default), and no redirect followed.
             .redirect(reqwest::redirect::Policy::none())
             .http1_only()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("batchimg/", env!("CARGO_PKG_VERSION")));
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(crate::version::USER_AGENT);
         // A client that never speaks TLS needs no trust roots (loading the
-        // system's takes about 6 ms of CPU per process).
+        // system's costs CPU in every process).
         if base.starts_with("http://") {
             http = http.tls_certs_only([]);
         }
@@ -201,7 +210,7 @@ impl DirectPut {
             credentials,
             cached: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
-            headers,
+            options: options.clone(),
             unsigned,
         })
     }
@@ -271,7 +280,7 @@ impl DirectPut {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(super::s3::retry_after_secs);
+            .and_then(retry_after_secs);
         // The body is read in every case, so the connection can be reused.
         let text = match response.content_length() {
             Some(n) if n as usize > ERROR_BODY_LIMIT => String::new(),
@@ -283,7 +292,7 @@ impl DirectPut {
             _ => {}
         }
         let service = ServiceError::parse(status, &text);
-        let kind = super::s3::kind_of(service.code.as_deref(), Some(status));
+        let kind = kind_of(service.code.as_deref(), Some(status));
         Err(StoreError {
             retry_after,
             ..error(kind, Some(status), Box::new(service))
@@ -292,7 +301,7 @@ impl DirectPut {
 
     /// The conditional PUT of `body` to `url`, with the object options'
     /// headers and `tag` in its metadata, signed.
-    fn request(
+    pub(super) fn request(
         &self,
         url: &reqwest::Url,
         body: Bytes,
@@ -304,13 +313,15 @@ impl DirectPut {
         // CRC32 (the SDKs' default checksum): 7 to 15 times the speed of SHA-256
         // here, and every S3-compatible store that checks checksums knows it.
         let checksum = self.unsigned.then(|| crc32_header(&body));
-        let tag = tag.map(|(name, value)| (format!("x-amz-meta-{name}"), value));
-        // The tag wins over a `--metadata` entry of the same name, as in the
-        // SDK's metadata map; two headers would be joined into one value.
-        let mut headers: Vec<(&str, &str)> = self
-            .headers
+        let options = put_headers(
+            &self.options,
+            true,
+            self.options.expected_bucket_owner.as_deref(),
+            tag,
+        )
+        .ok_or("an object option is not a valid header value")?;
+        let mut headers: Vec<(&str, &str)> = options
             .iter()
-            .filter(|(n, _)| tag.as_ref().is_none_or(|(t, _)| !n.eq_ignore_ascii_case(t)))
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         headers.extend([
@@ -318,9 +329,6 @@ impl DirectPut {
             ("content-length", length.as_str()),
             ("if-none-match", "*"),
         ]);
-        if let Some((name, value)) = &tag {
-            headers.push((name.as_str(), value));
-        }
         if let Some(crc) = &checksum {
             headers.push(("x-amz-checksum-crc32", crc.as_str()));
         }
@@ -435,50 +443,6 @@ fn credentials_kind(e: &CredentialsError) -> StoreErrorKind {
         }
         _ => StoreErrorKind::Network,
     }
-}
-
-/// The object options as the SDK's `PutObject` sends them, or `None` when
-/// one is not a valid header value.
-fn option_headers(o: &ObjectOptions) -> Option<Vec<(String, String)>> {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut add = |name: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            headers.push((name.to_string(), v.to_string()));
-        }
-    };
-    add(
-        "x-amz-server-side-encryption",
-        o.sse.map(|s| s.header_value()),
-    );
-    add(
-        "x-amz-server-side-encryption-aws-kms-key-id",
-        o.sse_kms_key_id.as_deref(),
-    );
-    add(
-        "x-amz-server-side-encryption-bucket-key-enabled",
-        o.bucket_key_enabled.then_some("true"),
-    );
-    add("x-amz-acl", o.acl.as_deref());
-    add(
-        "x-amz-expected-bucket-owner",
-        o.expected_bucket_owner.as_deref(),
-    );
-    add(
-        "x-amz-request-payer",
-        o.request_payer.then_some("requester"),
-    );
-    add("x-amz-storage-class", o.storage_class.as_deref());
-    add("cache-control", o.cache_control.as_deref());
-    add("content-disposition", o.content_disposition.as_deref());
-    add("x-amz-tagging", o.tagging.as_deref());
-    for (k, v) in &o.metadata {
-        headers.push((format!("x-amz-meta-{k}"), v.clone()));
-    }
-    let valid = |(name, value): &(String, String)| {
-        http::HeaderName::try_from(name.as_str()).is_ok()
-            && http::HeaderValue::from_str(value).is_ok()
-    };
-    headers.iter().all(valid).then_some(headers)
 }
 
 /// An S3 error response: its status, and the code and message of its XML body.
@@ -616,44 +580,6 @@ mod tests {
         assert_eq!(e.to_string(), "HTTP 403 AccessDenied: Access Denied");
         let e = ServiceError::parse(502, "<html>bad gateway</html>");
         assert_eq!((e.code, e.message), (None, None));
-    }
-
-    #[test]
-    fn object_options_become_the_sdks_headers() {
-        let options = ObjectOptions {
-            storage_class: Some("STANDARD_IA".into()),
-            sse: Some(crate::settings::Sse::Kms),
-            sse_kms_key_id: Some("alias/k".into()),
-            bucket_key_enabled: true,
-            metadata: vec![("team".into(), "data".into())],
-            request_payer: true,
-            ..ObjectOptions::default()
-        };
-        let headers = option_headers(&options).unwrap();
-        let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(h, _)| *h == n)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("x-amz-server-side-encryption"), Some("aws:kms"));
-        assert_eq!(
-            get("x-amz-server-side-encryption-aws-kms-key-id"),
-            Some("alias/k")
-        );
-        assert_eq!(
-            get("x-amz-server-side-encryption-bucket-key-enabled"),
-            Some("true")
-        );
-        assert_eq!(get("x-amz-storage-class"), Some("STANDARD_IA"));
-        assert_eq!(get("x-amz-request-payer"), Some("requester"));
-        assert_eq!(get("x-amz-meta-team"), Some("data"));
-        assert_eq!(get("x-amz-acl"), None);
-        let bad = ObjectOptions {
-            metadata: vec![("team".into(), "line\nbreak".into())],
-            ..ObjectOptions::default()
-        };
-        assert!(option_headers(&bad).is_none());
     }
 
     /// Credentials expiring in `left`, the first time only; then failures.

@@ -6,14 +6,25 @@
 //! S3-compatible server.
 
 pub mod direct;
+mod error;
+pub mod request;
 pub mod s3;
 
-use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::retry::Transient;
+pub use error::{StoreError, StoreErrorKind};
+
+/// How long a store request may take to connect, and in all: one place for
+/// both upload paths (the SDK's and the direct PUT).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The user metadata (`x-amz-meta-batchimg-content`) that says what an
+/// object named by `--key-template` holds: its content key. A cross-version
+/// contract: a run reads the tags earlier runs wrote.
+pub const TAG_METADATA: &str = "batchimg-content";
 
 /// What a conditional upload found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,80 +125,6 @@ impl<S: ObjectStore> ObjectStore for std::sync::Arc<S> {
     }
 }
 
-/// What went wrong talking to the store, kept coarse enough to decide on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorKind {
-    /// Slow down / 429 / 503: retried.
-    Throttled,
-    /// Other 5xx and 409 conflicts: retried.
-    Unavailable,
-    /// The request or a connection timed out: retried.
-    Timeout,
-    /// Connection refused, reset or a broken response: retried.
-    Network,
-    /// 403: the credentials may not do this. Never read as "missing".
-    PermissionDenied,
-    /// The bucket does not exist.
-    NoSuchBucket,
-    /// Bad credentials or a signature the server rejects.
-    BadCredentials,
-    /// Anything else the server refused.
-    Rejected,
-}
-
-impl fmt::Display for StoreErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StoreErrorKind::Throttled => "throttled",
-            StoreErrorKind::Unavailable => "service unavailable",
-            StoreErrorKind::Timeout => "timed out",
-            StoreErrorKind::Network => "network error",
-            StoreErrorKind::PermissionDenied => "permission denied",
-            StoreErrorKind::NoSuchBucket => "no such bucket",
-            StoreErrorKind::BadCredentials => "invalid credentials",
-            StoreErrorKind::Rejected => "request rejected",
-        })
-    }
-}
-
-/// A failed store operation: what was tried, on what, and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{op} {key}: {kind}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
-pub struct StoreError {
-    pub op: &'static str,
-    pub key: String,
-    pub kind: StoreErrorKind,
-    pub status: Option<u16>,
-    pub retry_after: Option<Duration>,
-    #[source]
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl Transient for StoreError {
-    fn is_transient(&self) -> bool {
-        matches!(
-            self.kind,
-            StoreErrorKind::Throttled
-                | StoreErrorKind::Unavailable
-                | StoreErrorKind::Timeout
-                | StoreErrorKind::Network
-        )
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
-
-/// Joins the user's prefix and a name into a key.
-pub fn join_key(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() || prefix.ends_with('/') {
-        format!("{prefix}{name}")
-    } else {
-        format!("{prefix}/{name}")
-    }
-}
-
 #[cfg(test)]
 pub mod memory {
     //! An in-memory store for unit tests of the pipeline's logic.
@@ -269,17 +206,5 @@ pub mod memory {
         fn object_url(&self, key: &str) -> String {
             format!("memory:///{key}")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_join_with_one_slash() {
-        assert_eq!(join_key("", "a.jpg"), "a.jpg");
-        assert_eq!(join_key("gray", "a.jpg"), "gray/a.jpg");
-        assert_eq!(join_key("gray/", "a.jpg"), "gray/a.jpg");
     }
 }

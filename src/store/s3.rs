@@ -24,15 +24,17 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 use super::direct::DirectPut;
-use super::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
+use super::error::{kind_of, retry_after_secs};
+use super::request::put_headers;
+use super::{
+    CONNECT_TIMEOUT, ObjectStore, PutOutcome, REQUEST_TIMEOUT, StoreError, StoreErrorKind,
+    TAG_METADATA,
+};
+use crate::options::ObjectOptions;
+use crate::retry::RetryPolicy;
 use crate::retry::with_retry;
-use crate::settings::{ObjectOptions, RetryPolicy, StoreSettings};
-use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
-use aws_sdk_s3::types::{ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass};
-
-/// The user metadata (`x-amz-meta-batchimg-content`) that says what an
-/// object named by `--key-template` holds: its content key.
-const TAG_METADATA: &str = "batchimg-content";
+use crate::settings::StoreSettings;
+use aws_sdk_s3::types::RequestPayer;
 
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and \
     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (with ~/.aws/credentials), or run with an instance or \
@@ -62,8 +64,8 @@ impl S3Store {
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(REQUEST_TIMEOUT)
                     .build(),
             )
             .load()
@@ -162,32 +164,52 @@ impl S3Store {
             .then_some(RequestPayer::Requester)
     }
 
-    /// A PUT with what the bucket demands of every object (encryption, ACL,
-    /// owner, payer), and for images (`image`) also what describes them.
-    fn put_request(&self, bucket: &str, key: &str, image: bool) -> PutObjectFluentBuilder {
-        let o = &self.options;
+    /// One PUT of `body` to `bucket`/`key` through the SDK, with the object
+    /// options' headers (`image`: also those that describe an image, and
+    /// `tag`), conditional when `if_absent`.
+    async fn put_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &Bytes,
+        content_type: &str,
+        image: Option<Option<&str>>,
+    ) -> Result<(), StoreError> {
+        let tag = image.flatten().map(|t| (TAG_METADATA, t));
+        let headers = put_headers(
+            &self.options,
+            image.is_some(),
+            self.owner_of(bucket).as_deref(),
+            tag,
+        )
+        .ok_or_else(|| StoreError {
+            op: "PUT",
+            key: key.to_string(),
+            kind: StoreErrorKind::Rejected,
+            status: None,
+            retry_after: None,
+            source: None,
+        })?;
         let mut put = self
             .client
             .put_object()
             .bucket(bucket)
             .key(key)
-            .set_server_side_encryption(o.sse.map(|s| ServerSideEncryption::from(s.header_value())))
-            .set_ssekms_key_id(o.sse_kms_key_id.clone())
-            .set_bucket_key_enabled(o.bucket_key_enabled.then_some(true))
-            .set_acl(o.acl.as_deref().map(ObjectCannedAcl::from))
-            .set_expected_bucket_owner(self.owner_of(bucket))
-            .set_request_payer(self.request_payer());
-        if image {
-            put = put
-                .set_storage_class(o.storage_class.as_deref().map(StorageClass::from))
-                .set_cache_control(o.cache_control.clone())
-                .set_content_disposition(o.content_disposition.clone())
-                .set_tagging(o.tagging.clone());
-            for (k, v) in &o.metadata {
-                put = put.metadata(k, v);
-            }
+            .content_type(content_type)
+            .body(ByteStream::from(body.clone()));
+        if image.is_some() {
+            put = put.if_none_match("*");
         }
-        put
+        put.customize()
+            .mutate_request(move |request| {
+                for (name, value) in &headers {
+                    request.headers_mut().insert(name.clone(), value.clone());
+                }
+            })
+            .send()
+            .await
+            .map(|_| answered("PUT"))
+            .map_err(|e| classify("PUT", key, e))
     }
 
     /// Resolves the credentials once, before any request, so that none at all,
@@ -249,14 +271,8 @@ impl S3Store {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), StoreError> {
-        let (result, _) = with_retry(&self.retry, "upload", || async {
-            self.put_request(bucket, key, false)
-                .content_type(content_type)
-                .body(ByteStream::from(body.clone()))
-                .send()
-                .await
-                .map(|_| answered("PUT"))
-                .map_err(|e| classify("PUT", key, e))
+        let (result, _) = with_retry(&self.retry, "upload", || {
+            self.put_once(bucket, key, &body, content_type, None)
         })
         .await;
         result
@@ -317,29 +333,13 @@ impl ObjectStore for S3Store {
             return result;
         }
         let (result, _) = with_retry(&self.retry, "PUT", || async {
-            let mut put = self.put_request(&self.bucket, key, true);
-            if let Some(tag) = tag {
-                put = put.metadata(TAG_METADATA, tag);
-            }
-            let sent = put
-                .content_type(content_type)
-                .if_none_match("*")
-                .body(ByteStream::from(body.clone()))
-                .send()
-                .await;
-            match sent {
-                Ok(_) => {
-                    answered("PUT");
-                    Ok(PutOutcome::Created)
-                }
-                Err(e) => {
-                    let e = classify("PUT", key, e);
-                    if e.status == Some(412) {
-                        Ok(PutOutcome::AlreadyPresent)
-                    } else {
-                        Err(e)
-                    }
-                }
+            match self
+                .put_once(&self.bucket, key, &body, content_type, Some(tag))
+                .await
+            {
+                Ok(()) => Ok(PutOutcome::Created),
+                Err(e) if e.status == Some(412) => Ok(PutOutcome::AlreadyPresent),
+                Err(e) => Err(e),
             }
         })
         .await;
@@ -473,30 +473,6 @@ where
     }
 }
 
-/// What a service error means for the pipeline, by its code and status.
-pub(super) fn kind_of(code: Option<&str>, status: Option<u16>) -> StoreErrorKind {
-    match (code, status) {
-        (Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"), _)
-        | (_, Some(429 | 503)) => StoreErrorKind::Throttled,
-        (Some("RequestTimeout"), _) | (_, Some(408)) => StoreErrorKind::Timeout,
-        (Some("NoSuchBucket"), _) => StoreErrorKind::NoSuchBucket,
-        (
-            Some(
-                "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch"
-                | "ExpiredToken"
-                | "InvalidToken"
-                | "TokenRefreshRequired",
-            ),
-            _,
-        ) => StoreErrorKind::BadCredentials,
-        (_, Some(403)) => StoreErrorKind::PermissionDenied,
-        (_, Some(409)) => StoreErrorKind::Unavailable,
-        (_, Some(s)) if s >= 500 => StoreErrorKind::Unavailable,
-        _ => StoreErrorKind::Rejected,
-    }
-}
-
 /// The two things `classify` needs from a raw HTTP response.
 trait HasStatus {
     fn status_code(&self) -> u16;
@@ -510,11 +486,6 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
     fn retry_after(&self) -> Option<Duration> {
         self.headers().get("retry-after").and_then(retry_after_secs)
     }
-}
-
-/// A `Retry-After` header in seconds (S3 sends no dates there).
-pub(super) fn retry_after_secs(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -544,5 +515,134 @@ mod tests {
             url_base(&settings(Some("http://127.0.0.1:9000"))),
             "http://127.0.0.1:9000/photos"
         );
+    }
+
+    /// Records the headers of the request about to be sent, as signed.
+    #[derive(Debug, Clone, Default)]
+    struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+    impl aws_smithy_runtime_api::client::interceptors::Intercept for Recorded {
+        fn name(&self) -> &'static str {
+            "Recorded"
+        }
+
+        fn read_before_transmit(
+            &self,
+            ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+            _: &mut aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            *self.0.lock().unwrap() = ctx
+                .request()
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect();
+            Ok(())
+        }
+    }
+
+    /// The SDK's `PutObject` and the direct PUT send the object options the
+    /// same way: one mapping (`request::put_headers`), checked on the wire
+    /// format of both for every option at once.
+    #[tokio::test]
+    async fn both_put_paths_send_the_same_option_headers() {
+        use crate::options::{SignPayload, Sse};
+        use aws_credential_types::Credentials;
+        let options = ObjectOptions {
+            storage_class: Some("STANDARD_IA".into()),
+            sse: Some(Sse::Kms),
+            sse_kms_key_id: Some("alias/k".into()),
+            bucket_key_enabled: true,
+            acl: Some("bucket-owner-full-control".into()),
+            cache_control: Some("max-age=60".into()),
+            content_disposition: Some("inline".into()),
+            metadata: vec![("team".into(), "data".into())],
+            tagging: Some("project=x&team=data".into()),
+            expected_bucket_owner: Some("111122223333".into()),
+            request_payer: true,
+        };
+        let credentials = Credentials::new("k", "s", None, None, "test");
+        // Nothing listens on port 1: the request fails once recorded.
+        let endpoint = "http://127.0.0.1:1";
+        let recorded = Recorded::default();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials.clone())
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .retry_config(RetryConfig::disabled())
+            .interceptor(recorded.clone())
+            .build();
+        let mut store_settings = settings(Some(endpoint));
+        store_settings.object = options.clone();
+        let store = S3Store {
+            client: Client::from_conf(config),
+            credentials: None,
+            bucket: "photos".into(),
+            url_base: url_base(&store_settings),
+            retry: RetryPolicy::default(),
+            options: options.clone(),
+            direct: None,
+        };
+        let body = Bytes::from_static(b"123456789");
+        let tag = "0123abcd.jpg";
+        assert!(
+            store
+                .put_once("photos", "gray/k.jpg", &body, "image/jpeg", Some(Some(tag)))
+                .await
+                .is_err()
+        );
+        let sdk = recorded.0.lock().unwrap().clone();
+        assert!(!sdk.is_empty(), "the SDK's request was not recorded");
+
+        let direct = DirectPut::new(
+            format!("{endpoint}/photos"),
+            "us-east-1".into(),
+            aws_sdk_s3::config::SharedCredentialsProvider::new(credentials.clone()),
+            &options,
+            SignPayload::Always,
+        )
+        .unwrap();
+        let identity = credentials.into();
+        let url = direct.url_for("gray/k.jpg").unwrap();
+        let request = direct
+            .request(
+                &url,
+                body,
+                "image/jpeg",
+                Some((TAG_METADATA, tag)),
+                &identity,
+            )
+            .unwrap();
+        let wanted = put_headers(
+            &options,
+            true,
+            Some("111122223333"),
+            Some((TAG_METADATA, tag)),
+        )
+        .unwrap();
+        let names = wanted.iter().map(|(n, _)| n.as_str()).chain([
+            "content-type",
+            "if-none-match",
+            "content-length",
+        ]);
+        for name in names {
+            let from_sdk: Vec<&str> = sdk
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let from_direct: Vec<&str> = request
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(from_sdk, from_direct, "{name}");
+            assert_eq!(from_sdk.len(), 1, "{name}: {sdk:?}");
+        }
     }
 }

@@ -260,15 +260,7 @@ async fn a_warehouse_export_keeps_its_columns_through_the_failed_csv() {
 
     // Without the flags, a wider file is the error the specification asks for.
     let out = env
-        .run(&[
-            "run",
-            "--input",
-            "in.tsv",
-            "--output",
-            "out.tsv",
-            "--delimiter",
-            "tab",
-        ])
+        .run_into("in.tsv", "out.tsv", &["--delimiter", "tab"])
         .await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("exactly one column"), "{out:?}");
@@ -305,17 +297,11 @@ async fn a_warehouse_export_keeps_its_columns_through_the_failed_csv() {
 
     // A column that is not there is named, with the header's columns.
     let out = env
-        .run(&[
-            "run",
-            "--input",
+        .run_into(
             "in.tsv",
-            "--output",
             "o.tsv",
-            "--url-column",
-            "link",
-            "--delimiter",
-            "tab",
-        ])
+            &["--url-column", "link", "--delimiter", "tab"],
+        )
         .await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("no column named \"link\""), "{out:?}");
@@ -417,17 +403,16 @@ async fn a_key_template_names_objects_and_refuses_to_overwrite_other_content() {
         .route("/b/main.jpg", Reply::jpeg(images::jpeg(30, 20, 86)));
     env.input("paths.csv", &[a, b]);
     let out = env
-        .run(&[
-            "run",
-            "--input",
+        .run_into(
             "paths.csv",
-            "--output",
             "paths-out.csv",
-            "--state-dir",
-            "paths",
-            "--key-template",
-            "mirror/{url_path}",
-        ])
+            &[
+                "--state-dir",
+                "paths",
+                "--key-template",
+                "mirror/{url_path}",
+            ],
+        )
         .await;
     assert_eq!(out.code, 0, "{out:?}");
     let rows = env.csv("paths-out.csv");

@@ -195,9 +195,7 @@ async fn run_refuses_an_unfinished_journal_and_points_at_resume() {
         "{status:?}"
     );
 
-    let fresh = env
-        .run(&["run", "--input", "in.csv", "--output", "out.csv", "--fresh"])
-        .await;
+    let fresh = env.run_into("in.csv", "out.csv", &["--fresh"]).await;
     assert_eq!(fresh.code, 1, "{fresh:?}");
 }
 
@@ -309,16 +307,7 @@ async fn dry_run_records_the_rows_and_resume_does_the_work() {
     let env = Env::new().await;
     let urls = populate(&env, 10, Duration::ZERO);
     env.input("in.csv", &urls);
-    let dry = env
-        .run(&[
-            "run",
-            "--input",
-            "in.csv",
-            "--output",
-            "out.csv",
-            "--dry-run",
-        ])
-        .await;
+    let dry = env.run_into("in.csv", "out.csv", &["--dry-run"]).await;
     assert_eq!(dry.code, 0, "{dry:?}");
     assert_eq!(env.http.total_hits(), 0);
     let status = env.run(&["status", "--json"]).await;

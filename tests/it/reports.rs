@@ -77,15 +77,24 @@ async fn an_unwatched_run_logs_progress_lines_with_correct_counts_and_only_json(
         progress.len(),
         run.stderr
     );
+    let smallest = (0..40)
+        .map(|i| images::jpeg(24, 16, 300 + i).len() as u64)
+        .min()
+        .unwrap();
     let mut last = 0;
     for line in &progress {
         let done = field(line, "done");
         assert_eq!(field(line, "total"), 40, "{line}");
-        assert_eq!(
-            field(line, "uploaded") + field(line, "already_present") + field(line, "failed"),
-            done,
+        // The bucket was empty, and each row the journal counts as uploaded
+        // was downloaded and uploaded first: the journal's counts and the
+        // process's byte counters agree.
+        assert_eq!(field(line, "already_present"), 0, "{line}");
+        let uploaded = field(line, "uploaded");
+        assert!(
+            field(line, "downloaded_bytes") >= uploaded * smallest,
             "{line}"
         );
+        assert!(uploaded == 0 || field(line, "uploaded_bytes") > 0, "{line}");
         assert!(field(line, "failed") <= 5, "{line}");
         assert!(done >= last, "progress went back: {line}");
         last = done;
@@ -287,4 +296,98 @@ async fn the_metrics_endpoint_parses_and_agrees_with_the_summary_file() {
             .any(|s| s.metric == "batchimg_stage_duration_seconds"
                 && matches!(s.value, prometheus_parse::Value::Histogram(_)))
     );
+}
+
+/// Other programs read `--summary-json`, `status --json` and its failure
+/// lines: their fields and what never varies are pinned; values that depend
+/// on the machine or the moment are masked.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_reports_are_pinned() {
+    let env = Env::new().await;
+    let rows = vec![
+        env.http
+            .route("/a.jpg", Reply::jpeg(images::jpeg(24, 16, 1))),
+        env.http
+            .route("/b.jpg", Reply::jpeg(images::jpeg(24, 16, 2))),
+        env.http.route("/gone.jpg", Reply::Status(404)),
+    ];
+    let input = env.input("in.csv", &rows);
+    let run = env
+        .run_input(&input, &["--summary-json", "summary.json"])
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("summary.json")).unwrap()).unwrap();
+    let volatile = [
+        "elapsed_s",
+        "rows_per_s",
+        "images_per_s",
+        "downloaded_bytes",
+        "uploaded_bytes",
+        "peak_memory_bytes",
+        "state_dir",
+        "output",
+    ];
+    insta::assert_json_snapshot!("summary_json", masked(summary, &volatile));
+    let status = crate::support::status_json(&env).await;
+    let volatile = [
+        "state_dir",
+        "journal",
+        "input",
+        "output",
+        "output_failed",
+        "created_ms",
+        "last_change_ms",
+        "finished_ms",
+        "session_started_ms",
+        "rows_per_s",
+        "images_per_second",
+        "eta_seconds",
+        "elapsed_s",
+        "url",
+        "message",
+    ];
+    insta::assert_json_snapshot!("status_json", masked(status, &volatile));
+    let failures = env.run(&["status", "--failures", "--json"]).await;
+    assert_eq!(failures.code, 0, "{failures:?}");
+    let lines: Vec<serde_json::Value> = failures
+        .stdout
+        .lines()
+        .map(|l| masked(serde_json::from_str(l).unwrap(), &["url"]))
+        .collect();
+    insta::assert_json_snapshot!("status_failures_json", lines);
+}
+
+/// `value` with the values of the `volatile` keys, wherever they are,
+/// replaced by their JSON type.
+fn masked(value: serde_json::Value, volatile: &[&str]) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if volatile.contains(&k.as_str()) {
+                        Value::String(
+                            match v {
+                                Value::Null => "[null]",
+                                Value::Bool(_) => "[bool]",
+                                Value::Number(_) => "[number]",
+                                Value::String(_) => "[string]",
+                                Value::Array(_) => "[array]",
+                                Value::Object(_) => "[object]",
+                            }
+                            .into(),
+                        )
+                    } else {
+                        masked(v, volatile)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| masked(v, volatile)).collect())
+        }
+        other => other,
+    }
 }

@@ -142,15 +142,11 @@ async fn oversized_downloads_and_decompression_bombs_are_refused_quickly_in_flat
         .route("/bomb.png", Reply::png(Bytes::from(bomb_png())));
     let input = env.input("big.csv", std::slice::from_ref(&big));
     let run = env
-        .run(&[
-            "run",
-            "--input",
+        .run_into(
             input.to_str().unwrap(),
-            "--output",
             "out.csv",
-            "--max-download-bytes",
-            "20000",
-        ])
+            &["--max-download-bytes", "20000"],
+        )
         .await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(failure_line(&run.stderr, &big).contains("too-large"));
@@ -268,16 +264,7 @@ async fn malformed_csv_content_fails_clearly_without_a_panic() {
     assert_eq!(env.csv("failed.csv").len(), 3);
 
     std::fs::write(env.path("bad-utf8.csv"), b"url\nhttp://x/\xff\xfe.jpg\n").unwrap();
-    let run = env
-        .run(&[
-            "run",
-            "--input",
-            "bad-utf8.csv",
-            "--output",
-            "out2.csv",
-            "--fresh",
-        ])
-        .await;
+    let run = env.run_into("bad-utf8.csv", "out2.csv", &["--fresh"]).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr.contains("line 2") && run.stderr.contains("UTF-8"),

@@ -153,15 +153,11 @@ async fn s3_input_and_outputs_need_no_local_files() {
     std::fs::write(bucket_dir.join("jobs/in.csv"), text).unwrap();
     let b = &env.s3.bucket;
     let run = env
-        .run(&[
-            "run",
-            "--input",
+        .run_into(
             &format!("s3://{b}/jobs/in.csv"),
-            "--output",
             &format!("s3://{b}/jobs/out.csv"),
-            "--output-failed",
-            &format!("s3://{b}/jobs/failed.csv"),
-        ])
+            &["--output-failed", &format!("s3://{b}/jobs/failed.csv")],
+        )
         .await;
     assert_eq!(run.code, 1, "{run:?}");
     let out = String::from_utf8(env.s3.object("jobs/out.csv").expect("out.csv uploaded")).unwrap();
@@ -175,14 +171,7 @@ async fn s3_input_and_outputs_need_no_local_files() {
     assert_eq!(failed.lines().count(), 2, "{failed}");
 
     let missing = env
-        .run(&[
-            "run",
-            "--input",
-            &format!("s3://{b}/jobs/nope.csv"),
-            "--output",
-            "x.csv",
-            "--fresh",
-        ])
+        .run_into(&format!("s3://{b}/jobs/nope.csv"), "x.csv", &["--fresh"])
         .await;
     assert_eq!(missing.code, 2, "{missing:?}");
     assert!(missing.stderr.contains("does not exist"), "{missing:?}");

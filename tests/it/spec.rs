@@ -37,15 +37,7 @@ async fn invalid_input_files_exit_2_before_any_work_and_write_nothing() {
     for (name, text, message) in cases {
         std::fs::write(env.path(name), text).unwrap();
         let run = env
-            .run(&[
-                "run",
-                "--input",
-                name,
-                "--output",
-                "out.csv",
-                "--output-failed",
-                "failed.csv",
-            ])
+            .run_into(name, "out.csv", &["--output-failed", "failed.csv"])
             .await;
         assert_eq!(run.code, 2, "{name}: {run:?}");
         assert!(run.stderr.contains(message), "{name}: {run:?}");
@@ -549,15 +541,7 @@ async fn the_failed_csv_is_a_valid_input_that_retries_exactly_those_rows() {
     std::fs::rename(env.path("failed.csv"), env.path("retry.csv")).unwrap();
     let before = env.http.hits("/ok.jpg");
     let second = env
-        .run(&[
-            "run",
-            "--input",
-            "retry.csv",
-            "--output",
-            "out2.csv",
-            "--output-failed",
-            "failed2.csv",
-        ])
+        .run_into("retry.csv", "out2.csv", &["--output-failed", "failed2.csv"])
         .await;
     assert_eq!(second.code, 1, "{second:?}");
     assert_eq!(

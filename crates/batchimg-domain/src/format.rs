@@ -3,7 +3,7 @@
 //! A server's `Content-Type` is only a claim; the first bytes of the body decide.
 //! Anything not listed here (SVG, PDF, PostScript, HEIC/AVIF, HTML error pages…)
 //! is refused before ImageMagick sees it, which is the first of two guards; the
-//! second is the coder policy in [`crate::pipeline::magick`].
+//! second is the coder policy that batchimg applies to ImageMagick.
 
 use std::fmt;
 

@@ -1,18 +1,22 @@
 //! A row's life as data: the states a URL moves through and what each one holds.
 //!
-//! The domain lives here rather than in the journal, so the pipeline, the
-//! manifest and `status` speak of rows without importing the database. Each
-//! state carries exactly what is known in it (a `Processed` row has its output
-//! and key, an `Uploaded` one its key and URL), so a record that claims to be
-//! uploaded without a key cannot be built, and no reader re-checks optional
-//! fields. The pipeline's loop (`pipeline::Pipeline::drive`) is the only code
-//! that moves a row from one state to the next.
+//! The pipeline, the manifest and `status` speak of rows through these types
+//! without importing the database. Each state carries exactly what is known
+//! in it (a `Processed` row has its output and key, an `Uploaded` one its key
+//! and URL), so a record that claims to be uploaded without a key cannot be
+//! built, and no reader re-checks optional fields. The pipeline's loop is the
+//! only code that moves a row from one state to the next.
+//!
+//! The journal stores these records with postcard, which writes an enum
+//! variant as its index: variants are only ever appended, never inserted or
+//! reordered, and a test pins the bytes of a record so a change shows.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::format::ImageFormat;
+use crate::keys::ObjectName;
 
 /// A downloaded image in the work directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,8 +186,41 @@ pub trait Classify: std::error::Error + 'static {
     /// Why the error is not this row's fault, when it is not: the store is
     /// down, the disk is full. Such a row is left in its last recorded state
     /// for `resume`, instead of being failed.
-    fn systemic(&self) -> Option<String> {
+    fn systemic(&self) -> Option<Systemic> {
         None
+    }
+}
+
+/// A failure that is not the row's: every row would meet it. The row keeps
+/// its last recorded state, and the run decides whether it can go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Systemic {
+    /// The object store is failing; its breaker decides when the run stops.
+    Store { reason: String },
+    /// A local volume is full (or went read-only): the run stops.
+    DiskFull { path: PathBuf, reason: String },
+}
+
+impl Systemic {
+    /// `Some(DiskFull)` when an I/O error on `path` means the disk (or quota)
+    /// is full, or the volume went read-only.
+    pub fn disk_full(path: &std::path::Path, e: &std::io::Error) -> Option<Systemic> {
+        // ENOSPC, EDQUOT: no room; EROFS: the volume went read-only.
+        matches!(e.raw_os_error(), Some(28 | 122 | 30)).then(|| Systemic::DiskFull {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Systemic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Systemic::Store { reason } => write!(f, "the object store is failing ({reason})"),
+            Systemic::DiskFull { path, reason } => {
+                write!(f, "the disk is full ({}: {reason})", path.display())
+            }
+        }
     }
 }
 
@@ -258,7 +295,7 @@ impl Failure {
 
     /// The failure a stage error stands for.
     pub fn of(e: &impl Classify) -> Failure {
-        Failure::new(e.class(), crate::error::chain(e))
+        Failure::new(e.class(), crate::text::chain(e))
     }
 }
 
@@ -277,15 +314,24 @@ pub struct JobRecord {
     pub dup_of: Option<u64>,
     /// Times this row was picked up for processing (runs and resumes).
     pub attempts: u32,
-    /// It was converting when a process died: the next run converts it
-    /// alone, before anything else (see `pipeline::quarantine`).
-    pub suspect: bool,
+    /// A process died while converting it: a fact the journal keeps, which
+    /// the pipeline acts on (converting it alone first, or failing it).
+    pub suspect: Option<Suspicion>,
     pub state: JobState,
     /// Unix time of the last change, in milliseconds.
     pub updated_ms: u64,
     /// The object name `--key-template` gives the row (or why it gives
     /// none); `None`: the content key.
-    pub name: Option<Result<crate::pipeline::keys::ObjectName, String>>,
+    pub name: Option<Result<ObjectName, String>>,
+}
+
+/// How a process died while converting a row (see the quarantine file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Suspicion {
+    /// It was converting beside other rows: any of them may have done it.
+    Beside,
+    /// It was converting alone: it did it.
+    Alone,
 }
 
 impl JobRecord {
@@ -294,7 +340,7 @@ impl JobRecord {
             url,
             dup_of,
             attempts: 0,
-            suspect: false,
+            suspect: None,
             state: JobState::Pending,
             updated_ms: now_ms(),
             name: None,
@@ -312,9 +358,169 @@ impl JobRecord {
     }
 }
 
+/// One data row of the input: its number (data rows from 0, so the input
+/// order), its URL, and the other columns when `--keep-columns` asks for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRow {
+    pub row: u64,
+    pub url: String,
+    pub kept: Vec<String>,
+    /// The object name `--key-template` gives the row, or why it gives none.
+    pub name: Option<Result<ObjectName, String>>,
+}
+
+impl InputRow {
+    /// What makes two rows the same work: the URL, and the chosen name when
+    /// `--key-template` names rows apart. Rows with one key share one record.
+    pub fn work_key(&self) -> [u8; 16] {
+        let digest = match &self.name {
+            Some(Ok(name)) => {
+                let mut h = blake3::Hasher::new();
+                h.update(self.url.as_bytes()).update(b"\0name\0");
+                h.update(name.key("").as_bytes());
+                h.finalize()
+            }
+            _ => blake3::hash(self.url.as_bytes()),
+        };
+        digest.as_bytes()[..16].try_into().expect("16 bytes")
+    }
+}
+
+/// Rows by state, and failures by class: what `status`, the progress lines,
+/// the metrics and the summary report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub by_state: Vec<(&'static str, u64)>,
+    pub reused: u64,
+    pub failed_by_class: Vec<(&'static str, u64)>,
+}
+
+impl Counts {
+    /// Failed rows that `retry` takes up again.
+    pub fn retried(&self, retry: &RetryFailed) -> u64 {
+        self.failed_by_class
+            .iter()
+            .filter(|(name, _)| {
+                FailureClass::ALL
+                    .iter()
+                    .any(|c| c.name() == *name && retry.wants_class(*c))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn get(&self, state: StateKind) -> u64 {
+        self.by_state
+            .iter()
+            .find(|(n, _)| *n == state.name())
+            .map_or(0, |(_, c)| *c)
+    }
+
+    /// Rows a session still has to do when it takes up `retry`'s failures.
+    pub fn to_do(&self, retry: &RetryFailed) -> u64 {
+        self.get(StateKind::Pending)
+            + self.get(StateKind::Downloaded)
+            + self.get(StateKind::Processed)
+            + self.retried(retry)
+    }
+
+    /// Rows that reached a final state.
+    pub fn done(&self) -> u64 {
+        self.get(StateKind::Uploaded) + self.get(StateKind::Failed)
+    }
+
+    /// The `limit` commonest failure reasons with their counts, commonest
+    /// first (ties in the reasons' documented order), and how many rows the
+    /// others hold: "http-status: 20, network: 7, 2 other". The one wording
+    /// of the summary, the progress lines and `status`.
+    pub fn top_failures(&self, limit: usize) -> String {
+        let mut sorted = self.failed_by_class.clone();
+        sorted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let mut parts: Vec<String> = sorted
+            .iter()
+            .take(limit)
+            .map(|(class, n)| format!("{class}: {n}"))
+            .collect();
+        let others: u64 = sorted.iter().skip(limit).map(|(_, n)| n).sum();
+        if others > 0 {
+            parts.push(format!("{others} other"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_commonest_failures_first() {
+        let by_class = [
+            ("invalid-url", 1),
+            ("network", 7),
+            ("http-status", 20),
+            ("not-an-image", 1),
+            ("upload", 2),
+        ];
+        let counts = |by: &[(&'static str, u64)]| Counts {
+            failed_by_class: by.to_vec(),
+            ..Counts::default()
+        };
+        assert_eq!(
+            counts(&by_class).top_failures(3),
+            "http-status: 20, network: 7, upload: 2, 2 other"
+        );
+        assert_eq!(counts(&by_class[..1]).top_failures(3), "invalid-url: 1");
+        assert_eq!(counts(&[]).top_failures(3), "");
+    }
+
+    /// A record as the journal stores it (after its format byte), with every
+    /// variant that carries data: a change of field order, of an enum's
+    /// variants or of their order changes these bytes, and old journals
+    /// would then read as something else.
+    #[test]
+    fn the_bytes_of_an_encoded_record_are_pinned() {
+        let source = SourceFile {
+            path: "work/in/17207da83b7770fce81106ab583c940f.jpg".into(),
+            hash: [7; 32],
+            format: ImageFormat::Jpeg,
+        };
+        let mut rec = JobRecord::new("https://example.com/a.jpg".into(), Some(3));
+        rec.attempts = 2;
+        rec.suspect = Some(Suspicion::Beside);
+        rec.updated_ms = 1_764_000_000_000;
+        rec.state = JobState::Processed {
+            source,
+            output: "work/out/k.jpg".into(),
+            key: "gray/k.jpg".into(),
+        };
+        let processed = postcard::to_stdvec(&rec).unwrap();
+        rec.state = JobState::Failed(Failure::new(FailureClass::ObjectName, "taken"));
+        rec.name = Some(Err("no name".into()));
+        let failed = postcard::to_stdvec(&rec).unwrap();
+        insta::assert_snapshot!(format!(
+            "processed: {}\nfailed: {}",
+            hex::encode(processed),
+            hex::encode(failed)
+        ));
+        // Each failure class's index, as old journals hold it.
+        let indexes: Vec<String> = FailureClass::ALL
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c.name(),
+                    hex::encode(postcard::to_stdvec(c).unwrap())
+                )
+            })
+            .collect();
+        insta::assert_snapshot!("failure_class_indexes", indexes.join("\n"));
+    }
 }

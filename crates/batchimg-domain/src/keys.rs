@@ -5,7 +5,7 @@
 //! the same key, a HEAD answers "already done" without any database, and a
 //! future change of recipe gets new keys instead of colliding with old ones.
 //!
-//! Which object a URL produced is kept in the bucket's URL index (`url_index`).
+//! Which object a URL produced is kept in the bucket's URL index.
 //! `--key-template` names objects from the row instead ([`KeyTemplate`]);
 //! such an object carries its content key as a tag, so a name that holds
 //! other content is told apart from a rerun's.
@@ -14,8 +14,7 @@
 //! existing bucket look empty to the next run, so the tests pin known answers.
 
 use crate::format::ImageFormat;
-use crate::settings::JpegEngine;
-use crate::store::join_key;
+use crate::options::JpegEngine;
 
 /// Names the processing recipe. Change it whenever the output for a given
 /// input could change, and every key changes with it.
@@ -53,6 +52,65 @@ pub fn object_key(
         }
     };
     join_key(prefix, &format!("{}.{}", hex(&derived), format.extension()))
+}
+
+/// Joins the user's prefix and a name into a key.
+pub fn join_key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        format!("{prefix}{name}")
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// Where a row's object goes: its key; for a `--key-template` name, the tag
+/// that says what the object holds; and the content key, which names the
+/// work file (never a chosen name, which other rows may share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: String,
+    pub tag: Option<String>,
+    pub content: String,
+}
+
+impl Target {
+    /// The target of content key `content`, under the row's chosen name if it has one.
+    pub fn new(content: String, name: Option<&ObjectName>, extension: &str) -> Target {
+        match name {
+            Some(name) => Target {
+                key: name.key(extension),
+                tag: Some(content_tag(&content).to_string()),
+                content,
+            },
+            None => Target {
+                key: content.clone(),
+                tag: None,
+                content,
+            },
+        }
+    }
+
+    /// The target of a row recorded as processed under `key`, its work file
+    /// named `output_name`: for a chosen name, the tag is the content key the
+    /// output was made under (not the key of today's engine, should a resume
+    /// have changed it).
+    pub fn recorded(key: &str, named: bool, output_name: Option<&str>) -> Target {
+        let tag = output_name.filter(|_| named).map(String::from);
+        Target {
+            key: key.to_string(),
+            content: tag.clone().unwrap_or_else(|| key.to_string()),
+            tag,
+        }
+    }
+
+    /// What rows with identical work share: the key, and for a chosen name
+    /// its content too (rows naming one object with other bytes are not identical).
+    pub fn claim(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}\0{tag}", self.key),
+            None => self.key.clone(),
+        }
+    }
 }
 
 /// `--key-template`: object names a user chooses, from the row instead of
@@ -290,7 +348,7 @@ pub fn download_stem(url: &str) -> String {
 }
 
 /// Lower-case hex, as keys and file names spell hashes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 
@@ -303,10 +361,21 @@ mod tests {
     #[test]
     fn keys_depend_on_content_and_format_only() {
         let a = object_key("p/", &[1; 32], ImageFormat::Jpeg, IM, None);
-        assert_eq!(a, object_key("p/", &[1; 32], ImageFormat::Jpeg, IM, None));
+        // The prefix is only where the object goes: the name is the content's.
+        let elsewhere = object_key("q", &[1; 32], ImageFormat::Jpeg, IM, None);
+        assert_eq!(a["p/".len()..], elsewhere["q/".len()..]);
         assert_ne!(a, object_key("p/", &[2; 32], ImageFormat::Jpeg, IM, None));
+        let png = object_key("p/", &[1; 32], ImageFormat::Png, IM, None);
+        assert_eq!(png, a.replace(".jpg", ".png"));
         assert!(a.starts_with("p/") && a.ends_with(".jpg"));
         assert_eq!(a.len(), "p/".len() + 64 + ".jpg".len());
+    }
+
+    #[test]
+    fn keys_join_with_one_slash() {
+        assert_eq!(join_key("", "a.jpg"), "a.jpg");
+        assert_eq!(join_key("gray", "a.jpg"), "gray/a.jpg");
+        assert_eq!(join_key("gray/", "a.jpg"), "gray/a.jpg");
     }
 
     #[test]

@@ -699,6 +699,14 @@ impl Env {
         self.run_with(cmd, &args).await
     }
 
+    /// `batchimg run --input INPUT --output OUTPUT` and `extra`, the
+    /// command line most tests start from.
+    pub async fn run_into(&self, input: &str, output: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["run", "--input", input, "--output", output];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
     /// Rows of a CSV in the test directory, header included.
     pub fn csv(&self, name: &str) -> Vec<Vec<String>> {
         let mut reader = csv::ReaderBuilder::new()
