@@ -9,7 +9,8 @@
 //! agree. The text is encoded by `prometheus-client`, the Prometheus project's
 //! own crate (OpenMetrics text, which Prometheus scrapes natively).
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,6 +47,11 @@ fn stage_histogram() -> Histogram {
 }
 
 /// The process's counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabel {
+    pub host: String,
+}
+
 pub struct Metrics {
     /// Bytes of image bodies received and of objects uploaded.
     pub downloaded_bytes: Counter,
@@ -62,6 +68,9 @@ pub struct Metrics {
     in_flight: Family<StageLabel, Gauge>,
     /// Rows this process finished, by outcome.
     finished: Family<OutcomeLabel, Counter>,
+    host_limits: Family<HostLabel, Gauge>,
+    /// The same limits, for the progress lines.
+    limits: Mutex<BTreeMap<String, usize>>,
 }
 
 /// The process's metrics.
@@ -76,6 +85,8 @@ pub fn get() -> &'static Metrics {
         store_requests: Family::default(),
         in_flight: Family::default(),
         finished: Family::default(),
+        host_limits: Family::default(),
+        limits: Mutex::new(BTreeMap::new()),
     })
 }
 
@@ -135,6 +146,29 @@ impl Metrics {
     }
 
     /// Rows this process finished with `outcome`.
+    /// A host's limit on downloads in flight moved (only hosts busy enough
+    /// for it to move are ever named).
+    pub fn host_limit(&self, host: &str, limit: usize) {
+        self.host_limits
+            .get_or_create(&HostLabel {
+                host: host.to_string(),
+            })
+            .set(limit as i64);
+        self.limits
+            .lock()
+            .expect("host limits lock")
+            .insert(host.to_string(), limit);
+    }
+
+    /// The `n` hosts with the largest adapted limits, largest first.
+    pub fn top_host_limits(&self, n: usize) -> Vec<(String, usize)> {
+        let limits = self.limits.lock().expect("host limits lock");
+        let mut all: Vec<(String, usize)> = limits.iter().map(|(h, l)| (h.clone(), *l)).collect();
+        all.sort_by_key(|(_, l)| std::cmp::Reverse(*l));
+        all.truncate(n);
+        all
+    }
+
     pub fn finished(&self, outcome: &'static str) -> u64 {
         self.finished.get_or_create(&OutcomeLabel { outcome }).get()
     }
@@ -146,6 +180,11 @@ impl Metrics {
     /// Registers the process-wide counters, in the order they are exposed.
     pub fn register(&self, registry: &mut Registry) {
         let m = self;
+        registry.register(
+            "host_limit",
+            "Downloads in flight each busy host is allowed now (its adapted limit)",
+            m.host_limits.clone(),
+        );
         registry.register(
             "rows_finished",
             "Rows this process finished, by outcome (uploaded, reused, failed)",

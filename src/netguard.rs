@@ -9,8 +9,10 @@
 //! asks for them; a proxy resolves names itself, out of the resolver's sight,
 //! so then the fetch stage resolves each target first (`fetch::check_resolved`).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -106,19 +108,24 @@ pub struct GuardedResolver {
     pub policy: NetPolicy,
     /// Names resolved without the policy: the proxies the operator configured.
     pub exempt: Arc<Vec<String>>,
+    pub dns: Arc<Dns>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
+        let (policy, dns) = (self.policy, Arc::clone(&self.dns));
         let exempt = self
             .exempt
             .iter()
             .any(|e| e.eq_ignore_ascii_case(name.as_str()));
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> = dns
+                .lookup(&host)
+                .await?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, 0))
+                .collect();
             if exempt {
                 return Ok(Box::new(resolved.into_iter()) as Addrs);
             }
@@ -144,12 +151,162 @@ impl Resolve for GuardedResolver {
 }
 
 impl GuardedResolver {
-    pub fn shared(policy: NetPolicy, exempt: Vec<String>) -> Arc<GuardedResolver> {
+    pub fn shared(policy: NetPolicy, exempt: Vec<String>, dns: Arc<Dns>) -> Arc<GuardedResolver> {
         Arc::new(GuardedResolver {
             policy,
             exempt: Arc::new(exempt),
+            dns,
         })
     }
+}
+
+/// Names resolved in process, with a cache, for every download of a run.
+///
+/// getaddrinfo per connection has no cache, and in a pod (`ndots:5`) one
+/// external name can cost ten queries; at web scale that is the first thing
+/// to fail. hickory-resolver reads `/etc/resolv.conf` (servers, search
+/// domains, ndots), and `--dns-server` points it elsewhere. Answers are kept
+/// here for their TTL (at most an hour), a name that does not exist for five
+/// minutes, a server's failure for a few seconds; concurrent lookups of one
+/// name wait for the first, so a burst of rows on a new host asks once.
+pub struct Dns {
+    resolver: Option<hickory_resolver::TokioResolver>,
+    /// Lookups of one name (by hash) go one at a time, so the second finds
+    /// the first's answer here.
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Answers until their TTL runs out, failures for a short while.
+    answers: std::sync::Mutex<HashMap<String, (Answer, Instant)>>,
+}
+
+type Answer = Result<Vec<IpAddr>, DnsFailure>;
+
+/// Names cached at most; a run's hosts rarely come near it.
+const DNS_CACHE_ENTRIES: usize = 65_536;
+const DNS_STRIPES: usize = 1024;
+/// How long a name that does not exist is taken not to exist, and how long
+/// a server's failure for a name is remembered (so that a hundred rows on a
+/// failing name do not ask a hundred times).
+const NO_SUCH_NAME_FOR: Duration = Duration::from_secs(300);
+const FAILURE_FOR: Duration = Duration::from_secs(5);
+/// The longest an answer is kept, whatever its TTL.
+const LONGEST_TTL: Duration = Duration::from_secs(3600);
+
+impl Dns {
+    /// The system's resolver configuration, or `server` alone. Without
+    /// either (no readable resolv.conf), the system's getaddrinfo.
+    pub fn new(server: Option<SocketAddr>) -> Dns {
+        use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+        use hickory_resolver::net::runtime::TokioRuntimeProvider;
+        let provider = TokioRuntimeProvider::default();
+        let builder = match server {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                Ok(hickory_resolver::TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    provider,
+                ))
+            }
+            None => hickory_resolver::TokioResolver::builder(provider),
+        };
+        let resolver = builder.and_then(|b| b.build());
+        let resolver = match resolver {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::debug!(error = %e, "no resolver configuration; names go to getaddrinfo");
+                None
+            }
+        };
+        Dns {
+            resolver,
+            stripes: (0..DNS_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            answers: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, name: &str) -> Option<Answer> {
+        let answers = self.answers.lock().expect("DNS cache lock");
+        let (answer, until) = answers.get(name)?;
+        (Instant::now() < *until).then(|| answer.clone())
+    }
+
+    fn remember(&self, name: String, answer: Answer, until: Instant) {
+        let mut answers = self.answers.lock().expect("DNS cache lock");
+        if answers.len() >= DNS_CACHE_ENTRIES {
+            let now = Instant::now();
+            answers.retain(|_, (_, until)| *until > now);
+            if answers.len() >= DNS_CACHE_ENTRIES {
+                answers.clear();
+            }
+        }
+        answers.insert(name, (answer, until));
+    }
+
+    /// The addresses of `host`.
+    pub async fn lookup(&self, host: &str) -> Result<Vec<std::net::IpAddr>, DnsFailure> {
+        let Some(resolver) = &self.resolver else {
+            return tokio::net::lookup_host((host, 0))
+                .await
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .map_err(|e| DnsFailure {
+                    name: host.to_string(),
+                    no_such_name: false,
+                    detail: e.to_string(),
+                });
+        };
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            host.to_ascii_lowercase().hash(&mut h);
+            (h.finish() % self.stripes.len() as u64) as usize
+        };
+        let name = host.to_ascii_lowercase();
+        if let Some(answer) = self.cached(&name) {
+            return answer;
+        }
+        let _one_at_a_time = self.stripes[stripe].lock().await;
+        if let Some(answer) = self.cached(&name) {
+            return answer;
+        }
+        let now = Instant::now();
+        let (answer, until) = match resolver.lookup_ip(host).await {
+            Ok(ips) => {
+                let until = ips.valid_until().min(now + LONGEST_TTL);
+                (Ok(ips.iter().collect()), until)
+            }
+            Err(e) => {
+                let no_such_name = e.is_nx_domain() || e.is_no_records_found();
+                let failure = DnsFailure {
+                    name: host.to_string(),
+                    no_such_name,
+                    detail: e.to_string(),
+                };
+                let keep = if no_such_name {
+                    NO_SUCH_NAME_FOR
+                } else {
+                    FAILURE_FOR
+                };
+                (Err(failure), now + keep)
+            }
+        };
+        self.remember(name, answer.clone(), until);
+        answer
+    }
+}
+
+/// A name that did not resolve; found in error chains by `fetch`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{name}: {}", if *.no_such_name { "no such name".to_string() } else { format!("name resolution failed ({})", .detail) })]
+pub struct DnsFailure {
+    pub name: String,
+    /// The name does not exist (or has no address): final, not transient.
+    pub no_such_name: bool,
+    pub detail: String,
 }
 
 /// The host names of the proxies the environment configures, as reqwest

@@ -164,6 +164,13 @@ impl Snapshot {
             |d| humantime::format_duration(d).to_string(),
         );
         let size = |b: u64| bytesize::ByteSize::b(b).display().iec().to_string();
+        // The busiest hosts' adapted limits, when any moved.
+        let hosts: Vec<String> = crate::metrics::get()
+            .top_host_limits(3)
+            .into_iter()
+            .map(|(h, l)| format!("{h} {l}"))
+            .collect();
+        let hosts = hosts.join(", ");
         tracing::info!(
             done = self.done,
             total = self.total,
@@ -175,7 +182,8 @@ impl Snapshot {
             eta_s = self.eta.map(|d| d.as_secs()),
             downloaded_bytes = self.downloaded_bytes,
             uploaded_bytes = self.uploaded_bytes,
-            "progress: {}/{} URLs ({percent:.1}%): {} uploaded, {} already in the bucket, {} failed{}; {:.1} URLs/s, ETA {eta}; {} in, {} out",
+            host_limits = hosts,
+            "progress: {}/{} URLs ({percent:.1}%): {} uploaded, {} already in the bucket, {} failed{}; {:.1} URLs/s, ETA {eta}; {} in, {} out{}",
             self.done,
             self.total,
             self.uploaded,
@@ -189,6 +197,11 @@ impl Snapshot {
             self.rows_per_s,
             size(self.downloaded_bytes),
             size(self.uploaded_bytes),
+            if hosts.is_empty() {
+                String::new()
+            } else {
+                format!("; hosts' limits: {hosts}")
+            },
         );
     }
 }

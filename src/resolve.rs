@@ -84,10 +84,16 @@ pub fn apply(settings: &mut Settings, t: &TuningArgs) -> anyhow::Result<()> {
     settings.allow_private_networks |= t.allow_private_networks;
     settings.url_markers &= !t.no_url_markers;
     let c = &mut settings.concurrency;
-    set(&mut c.downloads, t.downloads);
-    set(&mut c.per_host, t.per_host);
+    if t.downloads.is_some() {
+        c.downloads = t.downloads;
+    }
+    if t.per_host.is_some() {
+        c.per_host = t.per_host;
+    }
     set(&mut c.converts, t.converts);
-    set(&mut c.uploads, t.uploads);
+    if t.uploads.is_some() {
+        c.uploads = t.uploads;
+    }
     if t.per_host_rps.is_some() {
         c.per_host_rps = t.per_host_rps;
     }
@@ -102,16 +108,22 @@ pub fn apply(settings: &mut Settings, t: &TuningArgs) -> anyhow::Result<()> {
     set(&mut l.max_pixels, t.max_pixels);
     set(&mut l.convert_timeout, t.convert_timeout);
     set(&mut l.download_timeout, t.download_timeout);
+    set(&mut l.connect_timeout, t.connect_timeout);
+    set(&mut l.read_timeout, t.read_timeout);
+    set(&mut settings.host_outage_wait, t.host_outage_wait);
+    if t.dns_server.is_some() {
+        settings.http.dns_server = t.dns_server;
+    }
     validate(settings)
 }
 
 fn validate(settings: &Settings) -> anyhow::Result<()> {
     let c = &settings.concurrency;
     for (name, n) in [
-        ("--downloads", c.downloads),
-        ("--per-host", c.per_host),
+        ("--downloads", c.downloads.unwrap_or(1)),
+        ("--per-host", c.per_host.unwrap_or(1)),
         ("--converts", c.converts),
-        ("--uploads", c.uploads),
+        ("--uploads", c.uploads.unwrap_or(1)),
     ] {
         if n == 0 {
             bail!("{name} must be at least 1");
@@ -129,7 +141,11 @@ fn validate(settings: &Settings) -> anyhow::Result<()> {
     if l.max_width == 0 || l.max_height == 0 || l.max_pixels == 0 || l.max_download_bytes == 0 {
         bail!("size limits must be positive");
     }
-    if l.convert_timeout.is_zero() || l.download_timeout.is_zero() {
+    if l.convert_timeout.is_zero()
+        || l.download_timeout.is_zero()
+        || l.connect_timeout.is_zero()
+        || l.read_timeout.is_zero()
+    {
         bail!("time limits must be positive");
     }
     if settings.memory_budget.is_some_and(|b| b < 64 << 20) {

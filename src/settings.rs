@@ -62,6 +62,9 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `--key-template`: object names from the row instead of the content.
     pub key_template: Option<KeyTemplate>,
+    /// How long a source host may fail every request before the rows that
+    /// wait for it are left for `resume` (`--host-outage-wait`).
+    pub host_outage_wait: Duration,
 }
 
 /// How downloads reach web servers (`--proxy-from-env`, `--header`,
@@ -83,6 +86,9 @@ pub struct HttpSettings {
     /// in the journal (skipped), and their values print as `Sensitive`.
     #[serde(skip)]
     pub headers: reqwest::header::HeaderMap,
+    /// The DNS server names are resolved with (`--dns-server`); `None`: the
+    /// system's (`/etc/resolv.conf`).
+    pub dns_server: Option<std::net::SocketAddr>,
     /// The names of the proxies the environment configures, which the
     /// network policy leaves to the operator; read by each process, as the
     /// variables may differ where `resume` runs.
@@ -172,6 +178,7 @@ impl Settings {
             memory_budget: None,
             http: HttpSettings::default(),
             key_template: None,
+            host_outage_wait: DEFAULT_HOST_OUTAGE_WAIT,
         }
     }
 
@@ -183,6 +190,9 @@ impl Settings {
 
 /// After SIGTERM or Ctrl-C, how long rows in flight may take by default.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a source host may be down before its rows are left for `resume`.
+pub const DEFAULT_HOST_OUTAGE_WAIT: Duration = Duration::from_secs(5 * 60);
 
 /// The state directory a run uses unless told otherwise.
 pub const DEFAULT_STATE_DIR: &str = ".batchimg";

@@ -44,6 +44,14 @@ fn duration(text: &str, bare: fn(u64) -> Duration, unit: &str) -> Result<Duratio
     })
 }
 
+/// A DNS server: `IP:PORT`, or an IP alone for port 53.
+pub fn socket_addr_53(text: &str) -> Result<std::net::SocketAddr, String> {
+    let t = text.trim();
+    t.parse::<std::net::SocketAddr>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("{text:?} is not an address: write it as 10.0.0.2 or 10.0.0.2:53"))
+}
+
 /// Items per second; zero when no time has passed.
 pub fn rate(done: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();

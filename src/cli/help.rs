@@ -6,7 +6,8 @@ Exit codes:
   0    every row was uploaded or was already in the bucket
   1    the run finished but some rows failed (see --output-failed and the log)
   2    usage, configuration or input-file error; nothing was processed
-  3    fatal error (object store unreachable, disk full); resume later
+  3    fatal error (object store unreachable, an image host down longer than
+       --host-outage-wait, disk full); resume later
   130  interrupted by Ctrl-C or SIGTERM; `batchimg resume` continues";
 
 pub const STATUS_EXIT_CODES: &str = "\
@@ -43,11 +44,7 @@ pub const LOGGING: &str = "Logging and display (global options)";
 fn defaults() -> Vec<(&'static str, String)> {
     use crate::options::{Concurrency, HeadBeforePut, JpegEngine, Limits, SignPayload};
     use clap::ValueEnum;
-    let (c, r, l) = (
-        Concurrency::default(),
-        crate::retry::RetryPolicy::default(),
-        Limits::default(),
-    );
+    let (r, l) = (crate::retry::RetryPolicy::default(), Limits::default());
     let duration = |d| humantime::format_duration(d).to_string();
     let choice = |v: Option<clap::builder::PossibleValue>| {
         v.map_or_else(String::new, |v| v.get_name().to_string())
@@ -65,10 +62,16 @@ fn defaults() -> Vec<(&'static str, String)> {
             "sign_payload",
             choice(SignPayload::default().to_possible_value()),
         ),
-        ("downloads", c.downloads.to_string()),
-        ("per_host", c.per_host.to_string()),
+        (
+            "downloads",
+            "one per 4 MiB of the memory budget, 32 to 512".into(),
+        ),
+        (
+            "per_host",
+            format!("adaptive, from {}", Concurrency::INITIAL_PER_HOST),
+        ),
         ("converts", "number of cores".into()),
-        ("uploads", c.uploads.to_string()),
+        ("uploads", "as --downloads".into()),
         ("attempts", r.attempts.to_string()),
         ("retry_delay", duration(r.base_delay)),
         ("max_retry_delay", duration(r.max_delay)),
@@ -85,6 +88,12 @@ fn defaults() -> Vec<(&'static str, String)> {
         ("max_pixels", l.max_pixels.to_string()),
         ("convert_timeout", duration(l.convert_timeout)),
         ("download_timeout", duration(l.download_timeout)),
+        ("connect_timeout", duration(l.connect_timeout)),
+        ("read_timeout", duration(l.read_timeout)),
+        (
+            "host_outage_wait",
+            duration(crate::settings::DEFAULT_HOST_OUTAGE_WAIT),
+        ),
     ]
 }
 

@@ -56,12 +56,15 @@ pub struct TuningArgs {
     )]
     pub sign_payload: Option<crate::options::SignPayload>,
 
-    /// Concurrent downloads.
-    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
+    /// Concurrent downloads, all hosts together.
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N", env = "BATCHIMG_DOWNLOADS")]
     pub downloads: Option<usize>,
 
-    /// Concurrent downloads from any one host.
-    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
+    /// Pin the downloads in flight to any one host to N. Without it each
+    /// host's limit adapts: it starts at 8, grows while the host answers
+    /// as fast and does not push back, and shrinks on 429, 503, resets and
+    /// timeouts; a Retry-After pauses the whole host.
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N", env = "BATCHIMG_PER_HOST")]
     pub per_host: Option<usize>,
 
     /// Most requests per second to any one host, retries and redirects
@@ -74,8 +77,30 @@ pub struct TuningArgs {
     pub converts: Option<usize>,
 
     /// Concurrent uploads and existence checks.
-    #[arg(long, help_heading = CONCURRENCY, value_name = "N")]
+    #[arg(long, help_heading = CONCURRENCY, value_name = "N", env = "BATCHIMG_UPLOADS")]
     pub uploads: Option<usize>,
+
+    /// Time to connect to an image host, e.g. `10s`; a bare number is seconds.
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION", env = "BATCHIMG_CONNECT_TIMEOUT", value_parser = crate::units::seconds)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Time an image host may take to send the first byte, or between two
+    /// reads of a body, e.g. `30s`, `2m`; a bare number is seconds.
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION", env = "BATCHIMG_READ_TIMEOUT", value_parser = crate::units::seconds)]
+    pub read_timeout: Option<Duration>,
+
+    /// How long an image host may fail every request (refused, reset,
+    /// timeouts, 5xx, across rows) before its waiting rows are left for
+    /// `batchimg resume` and the run exits 3. Meanwhile its rows wait, and
+    /// one request at a time probes it; they are never failed for the outage.
+    #[arg(long, help_heading = RETRIES, value_name = "DURATION", env = "BATCHIMG_HOST_OUTAGE_WAIT", value_parser = crate::units::seconds)]
+    pub host_outage_wait: Option<Duration>,
+
+    /// Resolve image hosts' names with this DNS server (`IP` or `IP:PORT`)
+    /// instead of the system's (`/etc/resolv.conf`). Answers are cached, and
+    /// every address is still checked by the network policy.
+    #[arg(long, help_heading = SECURITY, value_name = "ADDR", env = "BATCHIMG_DNS_SERVER", value_parser = crate::units::socket_addr_53)]
+    pub dns_server: Option<std::net::SocketAddr>,
 
     /// Attempts per network operation, the first included.
     #[arg(long, help_heading = RETRIES, value_name = "N", env = "BATCHIMG_ATTEMPTS")]

@@ -144,6 +144,7 @@ fn summary(journal: &ReadJournal, args: &StatusArgs, out: &mut dyn Write) -> any
     let counts = journal.counts()?;
     let heartbeat = journal.heartbeat_ms()?;
     let (failed_total, failures) = journal.failures(SHOWN_FAILURES)?;
+    let hosts = journal.host_limits()?;
 
     let urls = run.rows - run.duplicates;
     let done = counts.get(StateKind::Uploaded) + counts.get(StateKind::Failed);
@@ -207,6 +208,10 @@ fn summary(journal: &ReadJournal, args: &StatusArgs, out: &mut dyn Write) -> any
             "finished_ms": run.finished_ms,
             "failures_total": failed_total,
             "failures": failures,
+            "host_limits": hosts
+                .iter()
+                .map(|(host, limit)| json!({"host": host, "limit": limit}))
+                .collect::<Vec<_>>(),
         });
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
@@ -257,6 +262,14 @@ fn summary(journal: &ReadJournal, args: &StatusArgs, out: &mut dyn Write) -> any
     match eta {
         Some(s) => writeln!(out, ", about {} left", human_secs(s))?,
         None => writeln!(out)?,
+    }
+    if !hosts.is_empty() {
+        let shown: Vec<String> = hosts.iter().map(|(h, l)| format!("{h} {l}")).collect();
+        writeln!(
+            out,
+            "  hosts    downloads in flight allowed: {}",
+            shown.join(", ")
+        )?;
     }
     if failed_total > 0 {
         let reasons = counts.top_failures(usize::MAX);

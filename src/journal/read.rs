@@ -52,6 +52,16 @@ impl ReadJournal {
         counts(&self.db.begin_read()?)
     }
 
+    /// The busiest hosts' adapted limits at the writer's last commit.
+    pub fn host_limits(&self) -> Result<Vec<(String, usize)>, JournalError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        match meta.get("hosts")? {
+            Some(v) => decode(v.value(), &self.path),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Milliseconds since the Unix epoch of the writer's last commit.
     pub fn heartbeat_ms(&self) -> Result<Option<u64>, JournalError> {
         let txn = self.db.begin_read()?;

@@ -32,6 +32,8 @@ pub(super) const COLUMNS: TableDefinition<u64, &[u8]> = TableDefinition::new("co
 /// 3: kept columns and object options. 4: HTTP settings, key templates.
 /// 5: how a process died while converting a row (`Suspicion`).
 pub(super) const FORMAT_VERSION: u8 = 5;
+/// Hosts whose adapted limits the journal keeps for `status`.
+const HOSTS_SHOWN: usize = 5;
 const FILE_NAME: &str = "journal.redb";
 /// Small on purpose: the journal is read sequentially and peak RSS matters more.
 pub(super) const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -187,6 +189,10 @@ pub(super) fn commit_updates(
         }
         txn.open_table(META)?
             .insert("heartbeat", now_ms().to_le_bytes().as_slice())?;
+        // The busiest hosts' adapted limits, for `status` in another process.
+        let hosts = crate::metrics::get().top_host_limits(HOSTS_SHOWN);
+        txn.open_table(META)?
+            .insert("hosts", encode(&hosts).as_slice())?;
     }
     txn.commit()?;
     Ok(())

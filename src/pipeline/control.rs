@@ -1,7 +1,7 @@
 //! How a run is told to stop, and why a row's step did not reach a new state.
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +44,8 @@ pub struct Control {
     fatal: Mutex<Option<String>>,
     /// Rows left unfinished because something they all need failed.
     pub abandoned: AtomicU64,
+    /// Why the latest of them was left.
+    left_why: Mutex<Option<Systemic>>,
 }
 
 impl Control {
@@ -55,6 +57,23 @@ impl Control {
             *fatal = Some(reason);
         }
         self.stop.cancel();
+    }
+
+    /// Counts a row left for `resume` for `why`.
+    pub fn left(&self, why: &Systemic) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+        *self.left_why.lock().expect("left lock") = Some(why.clone());
+    }
+
+    /// Why rows were left, as the run's last line says it.
+    pub fn left_why(&self) -> String {
+        match &*self.left_why.lock().expect("left lock") {
+            Some(Systemic::HostDown { host, .. }) => {
+                format!("{host} did not answer for longer than --host-outage-wait")
+            }
+            Some(Systemic::Store { .. }) | None => "the object store failed them".into(),
+            Some(why) => why.to_string(),
+        }
     }
 
     pub fn fatal(&self) -> Option<String> {

@@ -30,6 +30,7 @@
 
 mod control;
 pub mod convert;
+mod feed;
 pub mod fetch;
 pub mod identical;
 mod report;
@@ -41,22 +42,19 @@ mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::image::magick;
 use crate::job::{
-    Failure, FailureClass, JobRecord, JobState, RetryFailed, SourceFile, Suspicion, Systemic,
-    Uploaded, now_ms,
+    Failure, FailureClass, JobRecord, JobState, SourceFile, Suspicion, Systemic, Uploaded, now_ms,
 };
+use crate::journal::Writer;
 use crate::journal::quarantine::Quarantine;
-use crate::journal::{Journal, Writer};
 use crate::keys::{self, Target};
 use crate::memory::{Budget, Lease};
 use crate::redact::RawUrl;
@@ -132,6 +130,7 @@ impl<S: ObjectStore> Pipeline<S> {
         let control = Arc::new(Control::default());
         let key_options = settings.store.object.fingerprint();
         let named = settings.key_template.is_some();
+        let uploads = c.uploads_for(budget.total());
         Ok(Pipeline {
             fetch,
             convert: Converter::new(
@@ -144,7 +143,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 !settings.delete_local,
             ),
             budget,
-            upload: Uploader::new(store, c.uploads, Arc::clone(&control))
+            upload: Uploader::new(store, uploads, Arc::clone(&control))
                 .with_policy(settings.heads_before_put(), named),
             identical: Arc::default(),
             // The URL index names content keys; a chosen name is its own index.
@@ -172,143 +171,6 @@ impl<S: ObjectStore> Pipeline<S> {
         self.control.stop.clone()
     }
 
-    /// Processes every row of the journal that still needs work (`rows` of them).
-    pub async fn run(
-        self: Arc<Self>,
-        journal: Arc<Journal>,
-        retry: RetryFailed,
-        rows: u64,
-    ) -> Stop {
-        tracing::info!(
-            memory_budget = %bytesize::ByteSize::b(self.budget.total()).display().iec(),
-            "images in flight share the memory budget"
-        );
-        self.index.load(&self.upload, rows).await;
-        let flushing = CancellationToken::new();
-        let flusher = {
-            let (me, done) = (Arc::clone(&self), flushing.clone());
-            tokio::spawn(async move { me.index.keep_flushing(&me.upload, done).await })
-        };
-        let c = self.settings.concurrency;
-        // Enough rows in flight that downloads run ahead of the converters and
-        // uploads trail behind them, and no more: each may hold an image in memory.
-        let rows_in_flight = Arc::new(Semaphore::new(c.downloads + c.uploads + 2 * c.converts));
-        let stop = self.control.stop.clone();
-        let mut tasks = JoinSet::new();
-        // Crash suspects first, one at a time with nothing else running.
-        let j = Arc::clone(&journal);
-        match tokio::task::spawn_blocking(move || j.suspects()).await {
-            Ok(Ok(suspects)) => {
-                for (row, rec) in suspects {
-                    if stop.is_cancelled() {
-                        break;
-                    }
-                    tracing::info!(row, url = %RawUrl(&rec.url), "taking up a crash suspect alone");
-                    let permit = Arc::clone(&rows_in_flight)
-                        .acquire_owned()
-                        .await
-                        .expect("never closed");
-                    tasks.spawn(Arc::clone(&self).drive(row, rec, permit));
-                    self.drain(&mut tasks).await;
-                }
-            }
-            Ok(Err(e)) => self.control.set_fatal(format!(
-                "cannot read the journal: {:#}",
-                anyhow::Error::from(e)
-            )),
-            Err(e) => self
-                .control
-                .set_fatal(format!("journal reader failed: {e}")),
-        }
-        let mut after = None;
-        'feed: loop {
-            let (j, retry) = (Arc::clone(&journal), retry.clone());
-            let batch =
-                tokio::task::spawn_blocking(move || j.next_jobs(after, FEED_BATCH, &retry)).await;
-            let batch = match batch {
-                Ok(Ok(batch)) => batch,
-                Ok(Err(e)) => {
-                    let e = anyhow::Error::from(e);
-                    self.control
-                        .set_fatal(format!("cannot read the journal: {e:#}"));
-                    break;
-                }
-                Err(e) => {
-                    self.control
-                        .set_fatal(format!("journal reader failed: {e}"));
-                    break;
-                }
-            };
-            if batch.is_empty() {
-                break;
-            }
-            for (row, rec) in batch {
-                after = Some(row);
-                let permit = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => break 'feed,
-                    p = Arc::clone(&rows_in_flight).acquire_owned() => p.expect("never closed"),
-                };
-                tasks.spawn(Arc::clone(&self).drive(row, rec, permit));
-                while tasks.try_join_next().is_some() {}
-            }
-        }
-        self.drain(&mut tasks).await;
-        flushing.cancel();
-        let _ = flusher.await;
-        let fatal = self.control.fatal();
-        // A store that just failed would only make the exit wait for retries.
-        if fatal.is_none() || !self.upload.failing() {
-            self.index.flush(&self.upload).await;
-        }
-        let abandoned = self.control.abandoned.load(Ordering::Relaxed);
-        match fatal {
-            Some(reason) => Stop::Fatal(reason),
-            None if stop.is_cancelled() => Stop::Interrupted,
-            None if abandoned > 0 => Stop::Fatal(format!(
-                "{abandoned} row(s) could not be finished because the object store failed \
-                 them; nothing is lost: `batchimg resume` continues them"
-            )),
-            None => Stop::Completed,
-        }
-    }
-
-    /// Waits for the rows in flight. Once the run is told to stop, they get
-    /// the stop grace; what is still running then is dropped where it is: its
-    /// journal state is the last one recorded, which `resume` continues from
-    /// (a download or conversion is redone, an upload is checked by HEAD).
-    async fn drain(&self, tasks: &mut JoinSet<()>) {
-        let stop = self.control.stop.clone();
-        loop {
-            if stop.is_cancelled() {
-                break;
-            }
-            tokio::select! {
-                next = tasks.join_next() => if next.is_none() { return },
-                _ = stop.cancelled() => {}
-            }
-        }
-        let grace = self.settings.stop_grace;
-        let deadline = tokio::time::sleep(grace);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                next = tasks.join_next() => if next.is_none() { return },
-                _ = &mut deadline => break,
-            }
-        }
-        let left = tasks.len();
-        tracing::warn!(
-            rows = left,
-            "{left} row(s) still in flight after the {} stop grace; leaving them for `batchimg resume`",
-            humantime::format_duration(grace)
-        );
-        self.control
-            .abandoned
-            .fetch_add(left as u64, Ordering::Relaxed);
-        tasks.shutdown().await;
-    }
-
     /// Moves one row until it is uploaded or failed, recording every state it reaches.
     async fn drive(self: Arc<Self>, row: u64, mut rec: JobRecord, _permit: OwnedSemaphorePermit) {
         let started = Instant::now();
@@ -331,7 +193,7 @@ impl<S: ObjectStore> Pipeline<S> {
                         ));
                     }
                     tracing::debug!(row, url = %RawUrl(&rec.url), reason = %why, "left for resume");
-                    self.control.abandoned.fetch_add(1, Ordering::Relaxed);
+                    self.control.left(&why);
                     return;
                 }
             };

@@ -13,8 +13,8 @@ use super::*;
 use crate::format::ImageFormat;
 use crate::image::magick;
 use crate::job::{JobState, RetryFailed, SourceFile, StateKind};
-use crate::journal::RunInfo;
 use crate::journal::quarantine;
+use crate::journal::{Journal, RunInfo};
 use crate::location::Location;
 use crate::options::{Concurrency, Limits};
 use crate::retry::RetryPolicy;
@@ -61,10 +61,10 @@ fn settings(dir: &Path) -> Settings {
     store.prefix = "gray/".into();
     let mut settings = Settings::new(local("in.csv"), local("out.csv"), store, dir);
     settings.concurrency = Concurrency {
-        downloads: 2,
-        per_host: 2,
+        downloads: Some(2),
+        per_host: Some(2),
         converts: 1,
-        uploads: 2,
+        uploads: Some(2),
         per_host_rps: None,
     };
     // No retries, so a failure shows at once.

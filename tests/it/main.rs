@@ -12,6 +12,7 @@ mod support;
 mod destinations;
 mod engine;
 mod foundation;
+mod hosts;
 mod journal;
 mod memory;
 mod network;

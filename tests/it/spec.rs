@@ -185,7 +185,7 @@ async fn bad_rows_fail_alone_with_their_reason_and_the_run_goes_on() {
         (&html, "not-an-image"),
         (&missing, "http-status"),
         (&refused, "network"),
-        (&dns, "network"),
+        (&dns, "dns"),
         (&ftp, "invalid-url"),
         (&garbage, "invalid-url"),
         (&corrupt, "corrupt-image"),

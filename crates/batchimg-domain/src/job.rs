@@ -113,7 +113,7 @@ pub enum FailureClass {
     InvalidUrl,
     /// Refused by the network policy (private or metadata address).
     Blocked,
-    /// DNS, connection or timeout failure after every retry.
+    /// Connection or timeout failure after every retry.
     Network,
     /// The server answered with an error status.
     HttpStatus,
@@ -139,10 +139,13 @@ pub enum FailureClass {
     /// `--key-template` gives the row no valid name, or its name already
     /// holds other content, which is not overwritten.
     ObjectName,
+    /// The host's name does not resolve (no such name, or the DNS server
+    /// failed it after every retry).
+    Dns,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 14] = [
+    pub const ALL: [FailureClass; 15] = [
         FailureClass::InvalidUrl,
         FailureClass::Blocked,
         FailureClass::Network,
@@ -157,6 +160,7 @@ impl FailureClass {
         FailureClass::Internal,
         FailureClass::Crashed,
         FailureClass::ObjectName,
+        FailureClass::Dns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -175,6 +179,7 @@ impl FailureClass {
             FailureClass::Internal => "internal",
             FailureClass::Crashed => "crashed",
             FailureClass::ObjectName => "object-name",
+            FailureClass::Dns => "dns",
         }
     }
 }
@@ -199,6 +204,9 @@ pub enum Systemic {
     Store { reason: String },
     /// A local volume is full (or went read-only): the run stops.
     DiskFull { path: PathBuf, reason: String },
+    /// An image host failed every request for longer than the outage wait;
+    /// its rows are left for `resume`.
+    HostDown { host: String, reason: String },
 }
 
 impl Systemic {
@@ -220,6 +228,7 @@ impl std::fmt::Display for Systemic {
             Systemic::DiskFull { path, reason } => {
                 write!(f, "the disk is full ({}: {reason})", path.display())
             }
+            Systemic::HostDown { host, reason } => write!(f, "{host} is down ({reason})"),
         }
     }
 }

@@ -181,28 +181,55 @@ impl Shard {
 }
 
 /// Per-stage concurrency, after uv's `Concurrency`: the network stages get many
-/// slots, the CPU stage one per core.
+/// slots, the CPU stage one per core. `None` is decided at start: the
+/// network slots from the memory budget, each host's share by how the host
+/// answers (see `pipeline::fetch::hosts`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Concurrency {
-    /// Downloads in flight.
-    pub downloads: usize,
-    /// Downloads in flight to any one host.
-    pub per_host: usize,
+    /// Downloads in flight; `None`: [`Concurrency::network_slots`].
+    pub downloads: Option<usize>,
+    /// Downloads in flight to any one host; `None`: adaptive, from
+    /// [`Concurrency::INITIAL_PER_HOST`].
+    pub per_host: Option<usize>,
     /// Conversions running at once.
     pub converts: usize,
-    /// Uploads and existence checks in flight.
-    pub uploads: usize,
+    /// Uploads and existence checks in flight; `None`: [`Concurrency::network_slots`].
+    pub uploads: Option<usize>,
     /// Most requests per second to any one host; `None`: no pace.
     pub per_host_rps: Option<f64>,
+}
+
+impl Concurrency {
+    /// Where an adaptive host's limit starts: polite, as a crawler is.
+    pub const INITIAL_PER_HOST: usize = 8;
+
+    /// The network slots (downloads, or uploads) a memory budget of `budget`
+    /// bytes carries: one per 4 MiB, from 32 to 512. Each image in flight
+    /// leases its bytes from the budget anyway; this only keeps the count of
+    /// requests in proportion, so a large machine is not held to the
+    /// numbers of a small one.
+    pub fn network_slots(budget: u64) -> usize {
+        (budget / (4 << 20)).clamp(32, 512) as usize
+    }
+
+    pub fn downloads_for(&self, budget: u64) -> usize {
+        self.downloads
+            .unwrap_or_else(|| Concurrency::network_slots(budget))
+    }
+
+    pub fn uploads_for(&self, budget: u64) -> usize {
+        self.uploads
+            .unwrap_or_else(|| Concurrency::network_slots(budget))
+    }
 }
 
 impl Default for Concurrency {
     fn default() -> Self {
         Concurrency {
-            downloads: 32,
-            per_host: 8,
+            downloads: None,
+            per_host: None,
             converts: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            uploads: 32,
+            uploads: None,
             per_host_rps: None,
         }
     }

@@ -11,7 +11,9 @@ use url::Url;
 use super::error::FetchError;
 use super::hosts::Hosts;
 use super::url::{check_target, host_key};
-use crate::netguard::{Blocked, GuardedResolver, NetPolicy};
+use std::sync::Arc;
+
+use crate::netguard::{Blocked, Dns, DnsFailure, GuardedResolver, NetPolicy};
 use crate::settings::Settings;
 
 /// The download client, shared by every download.
@@ -23,10 +25,15 @@ pub struct HttpClient {
     proxied: bool,
     /// Extra request headers (`--header`), values marked sensitive.
     headers: reqwest::header::HeaderMap,
+    /// The resolver the client's connections use, for the checks made
+    /// before a request goes to a proxy.
+    dns: Arc<Dns>,
 }
 
 impl HttpClient {
-    pub fn new(settings: &Settings) -> Result<HttpClient, reqwest::Error> {
+    /// The client for `settings`, keeping up to `per_host` idle connections
+    /// to a host (the most any host's limit grows to).
+    pub fn new(settings: &Settings, per_host: usize) -> Result<HttpClient, reqwest::Error> {
         let policy = NetPolicy {
             allow_private: settings.allow_private_networks,
         };
@@ -44,18 +51,26 @@ impl HttpClient {
             .connect_timeout(limits.connect_timeout)
             .read_timeout(limits.read_timeout)
             .timeout(limits.download_timeout)
-            .pool_max_idle_per_host(settings.concurrency.per_host);
+            .pool_max_idle_per_host(settings.concurrency.per_host.unwrap_or(per_host));
+        let dns = Arc::new(Dns::new(http.dns_server));
         client = if http.proxy_from_env {
             // reqwest reads the variables itself; the proxies' own names are
             // the operator's choice, so the resolver lets them through.
-            client.dns_resolver(GuardedResolver::shared(policy, http.proxy_hosts.clone()))
+            client.dns_resolver(GuardedResolver::shared(
+                policy,
+                http.proxy_hosts.clone(),
+                Arc::clone(&dns),
+            ))
         } else {
-            client
-                .no_proxy()
-                .dns_resolver(GuardedResolver::shared(policy, Vec::new()))
+            client.no_proxy().dns_resolver(GuardedResolver::shared(
+                policy,
+                Vec::new(),
+                Arc::clone(&dns),
+            ))
         };
         Ok(HttpClient {
             client: client.build()?,
+            dns,
             policy,
             max_redirects: limits.max_redirects,
             proxied: http.proxy_from_env,
@@ -134,11 +149,10 @@ impl HttpClient {
         let Some(url::Host::Domain(name)) = url.host() else {
             return Ok(()); // literals are checked by `check_target`
         };
-        let port = url.port_or_known_default().unwrap_or(80);
-        match tokio::net::lookup_host((name, port)).await {
+        match self.dns.lookup(name).await {
             Ok(addrs) => {
-                for addr in addrs {
-                    if let Some(why) = self.policy.refusal(addr.ip()) {
+                for ip in addrs {
+                    if let Some(why) = self.policy.refusal(ip) {
                         return Err(FetchError::Blocked(format!("{name} resolves to {why}")));
                     }
                 }
@@ -170,6 +184,9 @@ fn retry_after(response: &reqwest::Response, status: StatusCode) -> Option<Durat
 pub fn request_error(e: reqwest::Error) -> FetchError {
     if let Some(b) = find_source::<Blocked>(&e) {
         return FetchError::Blocked(b.0.clone());
+    }
+    if let Some(d) = find_source::<DnsFailure>(&e) {
+        return FetchError::Dns(d.to_string());
     }
     if e.is_timeout() {
         FetchError::Timeout(e)

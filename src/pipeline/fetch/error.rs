@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::hosts::Outcome;
 use crate::job::{Classify, FailureClass, Systemic};
 use crate::retry::Transient;
 use crate::store::StoreError;
@@ -36,6 +37,12 @@ pub enum FetchError {
     /// An `s3://` read failed without an HTTP status (connection, timeout).
     #[error("{0}")]
     Store(String, Option<u16>),
+    /// The host's name does not resolve.
+    #[error("DNS: {0}")]
+    Dns(String),
+    /// The host was down longer than the outage wait.
+    #[error("{} did not answer for {}", .0.host, humantime::format_duration(std::time::Duration::from_secs(.0.down_for.as_secs())))]
+    HostGone(super::hosts::HostGone),
     #[error("cannot write {path}")]
     Io {
         path: PathBuf,
@@ -53,12 +60,14 @@ impl Classify for FetchError {
             FetchError::TooLarge { .. } => FailureClass::TooLarge,
             FetchError::NotAnImage { .. } => FailureClass::NotAnImage,
             FetchError::Io { .. } => FailureClass::LocalIo,
+            FetchError::Dns(_) => FailureClass::Dns,
             FetchError::Redirects(_)
             | FetchError::Timeout(_)
             | FetchError::Connect(_)
             | FetchError::Body(_)
             | FetchError::Request(_)
-            | FetchError::Store(..) => FailureClass::Network,
+            | FetchError::Store(..)
+            | FetchError::HostGone(_) => FailureClass::Network,
         }
     }
 }
@@ -94,7 +103,43 @@ impl Classify for FetchFailure {
     fn systemic(&self) -> Option<Systemic> {
         match &self.error {
             FetchError::Io { path, source } => Systemic::disk_full(path, source),
+            FetchError::HostGone(gone) => Some(Systemic::HostDown {
+                host: gone.host.clone(),
+                reason: self.error.to_string(),
+            }),
             _ => None,
+        }
+    }
+}
+
+impl FetchError {
+    /// Whether the error says the host failed (refused, reset, timed out,
+    /// 5xx), not the row: what the host's breaker counts.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => (500..600).contains(status) && *status != 501,
+            FetchError::Timeout(_)
+            | FetchError::Connect(_)
+            | FetchError::Body(_)
+            | FetchError::Request(_) => true,
+            FetchError::Store(_, status) => status.is_none_or(|s| s >= 500),
+            _ => false,
+        }
+    }
+
+    /// What the request tells the host's limit and breaker.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            FetchError::Status {
+                status: 429,
+                retry_after,
+            } => Outcome::Pushback(*retry_after),
+            FetchError::Status {
+                status: 503,
+                retry_after,
+            } => Outcome::Overloaded(*retry_after),
+            e if e.is_outage() => Outcome::Failed,
+            _ => Outcome::RowFault,
         }
     }
 }
@@ -107,6 +152,9 @@ impl Transient for FetchError {
             }
             FetchError::Timeout(_) | FetchError::Connect(_) | FetchError::Body(_) => true,
             FetchError::Request(_) | FetchError::Store(..) => true,
+            // A resolver that failed (SERVFAIL, a timeout) may answer next
+            // time; no such name is final (see `client::request_error`).
+            FetchError::Dns(_) => false,
             _ => false,
         }
     }

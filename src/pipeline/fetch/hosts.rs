@@ -1,62 +1,523 @@
-//! Per-host state: each host's share of the downloads (its slots) and its
-//! pace, made at its first request. The pushback a host gives is its own, so
-//! what a host is allowed lives here, apart from the global download slots.
+//! Per-host state: how many downloads each host gets at once, its pace, its
+//! pauses, and whether it is down.
+//!
+//! The pushback a host gives is its own, so what a host is allowed lives
+//! here, apart from the global download slots. A host's limit adapts, as TCP
+//! and Netflix's concurrency-limits do: it starts polite
+//! ([`Concurrency::INITIAL_PER_HOST`]), grows by one per success while the
+//! limit is what holds requests back and the host answers about as fast as
+//! it ever did (doubling per round trip until the first pushback, by one per
+//! round trip after it), and shrinks when the host pushes back: a 429 or 503
+//! says the host had no room for the request it answered, so the limit falls
+//! below the concurrency that request was sent at; a reset or a timeout
+//! halves it. A `Retry-After` pauses the whole host. After a pushback the
+//! limit grows again only slowly, so a host with a fixed room is probed now
+//! and then, not pushed every round trip. `--per-host N` pins the limit.
+//!
+//! A host that fails requests of several rows in a row (refused, reset,
+//! timeouts, 5xx) is taken to be down: its rows wait, without spending their
+//! attempts, while one request at a time probes it, and when it has been down
+//! longer than the outage wait the rows still waiting are left for `resume`.
+//! One URL that keeps failing is that row's problem, not the host's: only
+//! failures of distinct rows count.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
-/// One host's share of the downloads: its slots and its pace.
+use crate::options::Concurrency;
+
+/// Distinct rows whose requests must fail in a row, with nothing between
+/// them that shows the host alive, before the host is taken to be down.
+const DOWN_AFTER_ROWS: usize = 3;
+/// The first probe of a down host, and the longest wait between two probes.
+const FIRST_PROBE: Duration = Duration::from_millis(500);
+const LONGEST_PROBE: Duration = Duration::from_secs(5);
+/// After a pushback, the limit grows by one at most this often.
+const PROBE_ROOM_EVERY: Duration = Duration::from_secs(10);
+/// A success counts as "as fast as ever" while its latency is within this
+/// factor (plus a small allowance) of the host's fastest.
+const SLOWER_FACTOR: f64 = 2.0;
+const SLOWER_ALLOWANCE: Duration = Duration::from_millis(20);
+
+/// What one request to a host came to, as far as the host's limit and
+/// breaker are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer, taking this long to its end.
+    Answered(Duration),
+    /// The host is alive but the request was the row's fault (404, not an
+    /// image, too large): no signal about the host's room.
+    RowFault,
+    /// 429: no room, with the host's `Retry-After` if it gave one.
+    Pushback(Option<Duration>),
+    /// 503: no room, and a failure the breaker counts, as the host may be
+    /// down behind its load balancer.
+    Overloaded(Option<Duration>),
+    /// Refused, reset, timed out, or another 5xx.
+    Failed,
+}
+
+/// One host's share of the downloads.
 pub struct Host {
-    pub slots: Semaphore,
+    name: String,
+    state: Mutex<State>,
+    changed: Notify,
     pace: Option<governor::DefaultDirectRateLimiter>,
 }
 
+struct State {
+    limit: f64,
+    /// `--per-host`: the limit never moves.
+    pinned: bool,
+    /// The most the limit may grow to (the global download slots).
+    most: usize,
+    in_flight: usize,
+    /// How many times the limit was reached (a request took the last place,
+    /// or one had to wait): a request during which it was reached was held
+    /// back by the limit, so its success says a larger one would help.
+    full: u64,
+    /// Doubling per round trip, until the first pushback.
+    slow_start: bool,
+    /// No growth before then (after a pushback).
+    grow_after: Option<Instant>,
+    fastest: Option<Duration>,
+    paused_until: Option<Instant>,
+    /// Rows (by URL hash) whose requests failed since the host last answered.
+    failing: Vec<u64>,
+    down_since: Option<Instant>,
+    probing: bool,
+    next_probe: Instant,
+    probe_every: Duration,
+}
+
+/// Why a request to a host was not sent.
+#[derive(Debug, Clone)]
+pub struct HostGone {
+    pub host: String,
+    pub down_for: Duration,
+}
+
+/// A request's place in its host's limit; report how it went with
+/// [`Permit::done`]. Dropped without a report, it frees its place only.
+pub struct Permit {
+    host: Arc<Host>,
+    /// Requests in flight to the host when this one was sent, itself included.
+    sent_at: usize,
+    /// [`State::full`] when the request was sent.
+    full_seen: u64,
+    started: Instant,
+    row: u64,
+}
+
 impl Host {
-    /// Waits until the host may be sent another request.
+    fn new(name: &str, pinned: Option<usize>, most: usize, period: Option<Duration>) -> Host {
+        let start = pinned.unwrap_or(Concurrency::INITIAL_PER_HOST.min(most));
+        Host {
+            name: name.to_string(),
+            state: Mutex::new(State {
+                limit: start as f64,
+                pinned: pinned.is_some(),
+                most: most.max(start),
+                in_flight: 0,
+                full: 0,
+                slow_start: true,
+                grow_after: None,
+                fastest: None,
+                paused_until: None,
+                failing: Vec::new(),
+                down_since: None,
+                probing: false,
+                next_probe: Instant::now(),
+                probe_every: FIRST_PROBE,
+            }),
+            changed: Notify::new(),
+            pace: period.map(|period| {
+                // One request per period and no burst: a CDN that allows N
+                // a second sees at most N in any second.
+                let quota = governor::Quota::with_period(period).expect("positive period");
+                governor::RateLimiter::direct(quota)
+            }),
+        }
+    }
+
+    /// Waits until the host may be sent another request for the row whose
+    /// URL hashes to `row`: a place within its limit, past any pause, and,
+    /// while it is down, the turn to probe it. `Err` once it has been down
+    /// longer than `outage_wait`.
+    pub async fn admit(
+        self: &Arc<Self>,
+        row: u64,
+        outage_wait: Duration,
+    ) -> Result<Permit, HostGone> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let until = {
+                let mut s = self.state.lock().expect("host lock");
+                let now = Instant::now();
+                match s.down_since {
+                    Some(since) if now.duration_since(since) >= outage_wait => {
+                        return Err(HostGone {
+                            host: self.name.clone(),
+                            down_for: now.duration_since(since),
+                        });
+                    }
+                    Some(since) => {
+                        if !s.probing && now >= s.next_probe {
+                            s.probing = true;
+                            return Ok(self.permit(&mut s, row));
+                        }
+                        Some(s.next_probe.min(since + outage_wait))
+                    }
+                    None => match s.paused_until.filter(|&p| now < p) {
+                        Some(p) => Some(p),
+                        None if s.in_flight < s.limit.floor() as usize => {
+                            return Ok(self.permit(&mut s, row));
+                        }
+                        None => {
+                            s.full += 1;
+                            None
+                        }
+                    },
+                }
+            };
+            match until {
+                Some(t) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    fn permit(self: &Arc<Self>, s: &mut State, row: u64) -> Permit {
+        s.in_flight += 1;
+        let full_seen = s.full;
+        if s.in_flight >= s.limit.floor() as usize {
+            s.full += 1;
+        }
+        Permit {
+            host: Arc::clone(self),
+            sent_at: s.in_flight,
+            full_seen,
+            started: Instant::now(),
+            row,
+        }
+    }
+
+    /// Waits until the host may be sent another request at its pace.
     pub async fn pace(&self) {
         if let Some(limiter) = &self.pace {
             limiter.until_ready().await;
         }
+    }
+
+    /// Whether the host is taken to be down.
+    pub fn is_down(&self) -> bool {
+        self.state.lock().expect("host lock").down_since.is_some()
+    }
+
+    /// The host's current limit on requests in flight.
+    #[cfg(test)]
+    fn limit(&self) -> usize {
+        self.state.lock().expect("host lock").limit.floor() as usize
+    }
+
+    fn finish(&self, permit: &Permit, outcome: Option<Outcome>) {
+        let mut s = self.state.lock().expect("host lock");
+        s.in_flight -= 1;
+        let was_down = s.down_since.is_some();
+        let before = s.limit.floor() as usize;
+        if let Some(outcome) = outcome {
+            s.learn(permit, outcome, &self.name);
+        }
+        let after = s.limit.floor() as usize;
+        if was_down && s.down_since.is_none() {
+            tracing::warn!(host = %self.name, "the host answers again; its rows go on");
+        }
+        if before != after && !s.pinned {
+            tracing::debug!(host = %self.name, limit = after, "host limit");
+            crate::metrics::get().host_limit(&self.name, after);
+        }
+        drop(s);
+        self.changed.notify_waiters();
+    }
+}
+
+impl State {
+    fn learn(&mut self, permit: &Permit, outcome: Outcome, name: &str) {
+        let now = Instant::now();
+        match outcome {
+            Outcome::Answered(latency) => {
+                self.alive();
+                let fastest = *self.fastest.get_or_insert(latency);
+                self.fastest = Some(fastest.min(latency));
+                let as_fast = latency.as_secs_f64()
+                    <= fastest.as_secs_f64() * SLOWER_FACTOR + SLOWER_ALLOWANCE.as_secs_f64();
+                let may_grow = self.grow_after.is_none_or(|t| now >= t);
+                let limited = self.full > permit.full_seen;
+                if !self.pinned && limited && as_fast && may_grow {
+                    self.limit = (self.limit + 1.0).min(self.most as f64);
+                    if !self.slow_start {
+                        self.grow_after = Some(now + PROBE_ROOM_EVERY);
+                    }
+                }
+            }
+            Outcome::RowFault => self.alive(),
+            Outcome::Overloaded(retry_after) => {
+                self.pushback(permit, retry_after, now);
+                self.failed(permit, now, name);
+            }
+            Outcome::Pushback(retry_after) => {
+                self.alive();
+                self.pushback(permit, retry_after, now);
+            }
+            Outcome::Failed => {
+                // One halving per burst of failures, not one per request
+                // of the burst.
+                if !self.pinned && self.grow_after.is_none_or(|t| now >= t) {
+                    self.limit = (self.limit / 2.0).max(1.0);
+                    self.slow_start = false;
+                    self.grow_after = Some(now + PROBE_ROOM_EVERY);
+                }
+                self.failed(permit, now, name);
+            }
+        }
+    }
+
+    /// The host had no room for a request sent with `sent_at` in flight:
+    /// stay below that, and wait as long as it asked.
+    fn pushback(&mut self, permit: &Permit, retry_after: Option<Duration>, now: Instant) {
+        if !self.pinned {
+            let room = permit.sent_at.saturating_sub(1).max(1) as f64;
+            self.limit = self.limit.min(room).max(1.0);
+            self.slow_start = false;
+            self.grow_after = Some(now + PROBE_ROOM_EVERY);
+        }
+        if let Some(wait) = retry_after {
+            let until = now + wait;
+            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        }
+    }
+
+    /// A request failed as an outage would fail it: a row more against the
+    /// host, or a failed probe.
+    fn failed(&mut self, permit: &Permit, now: Instant, name: &str) {
+        if !self.failing.contains(&permit.row) {
+            self.failing.push(permit.row);
+        }
+        if self.down_since.is_some() {
+            // A failed probe: the next one waits longer.
+            self.probing = false;
+            self.probe_every = (self.probe_every * 2).min(LONGEST_PROBE);
+            self.next_probe = now + self.probe_every;
+        } else if self.failing.len() >= DOWN_AFTER_ROWS {
+            self.down_since = Some(now);
+            self.probing = false;
+            self.probe_every = FIRST_PROBE;
+            self.next_probe = now + FIRST_PROBE;
+            tracing::warn!(
+                host = %name,
+                "the host fails every request; its rows wait while it is probed"
+            );
+        }
+    }
+
+    /// The host answered: it is not down, and no row is failing against it.
+    /// Back from an outage, its limit grows fast again, as after a start.
+    fn alive(&mut self) {
+        self.failing.clear();
+        self.probing = false;
+        if self.down_since.take().is_some() {
+            self.slow_start = true;
+            self.grow_after = None;
+        }
+    }
+}
+
+impl Permit {
+    /// Reports how the request went: the host's limit and breaker learn from it.
+    pub fn done(self, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Answered(_) => Outcome::Answered(self.started.elapsed()),
+            other => other,
+        };
+        self.host.finish(&self, Some(outcome));
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let host = Arc::clone(&self.host);
+        host.finish(self, None);
     }
 }
 
 /// Every host seen so far, by its key (see `url::host_key`).
 pub struct Hosts {
     by_key: Mutex<HashMap<String, Arc<Host>>>,
-    /// Downloads in flight to one host (`--per-host`).
-    per_host: usize,
+    /// `--per-host`, when pinned.
+    pinned: Option<usize>,
+    /// The most any host's limit grows to.
+    most: usize,
     /// Least time between two requests to one host (`--per-host-rps`).
     period: Option<Duration>,
 }
 
 impl Hosts {
-    pub fn new(per_host: usize, per_host_rps: Option<f64>) -> Hosts {
+    pub fn new(pinned: Option<usize>, most: usize, per_host_rps: Option<f64>) -> Hosts {
         Hosts {
             by_key: Mutex::new(HashMap::new()),
-            per_host,
+            pinned,
+            most,
             period: per_host_rps.map(|rps| Duration::from_secs_f64(1.0 / rps)),
         }
     }
 
-    /// The slots and pace of the host named `key`.
+    /// The host named `key`.
     pub fn get(&self, key: &str) -> Arc<Host> {
         let mut map = self.by_key.lock().expect("per-host lock");
         if let Some(host) = map.get(key) {
             return Arc::clone(host);
         }
-        let host = Arc::new(Host {
-            slots: Semaphore::new(self.per_host),
-            pace: self.period.map(|period| {
-                // One request per period and no burst: a CDN that allows N
-                // a second sees at most N in any second.
-                let quota = governor::Quota::with_period(period).expect("positive period");
-                governor::RateLimiter::direct(quota)
-            }),
-        });
+        let host = Arc::new(Host::new(key, self.pinned, self.most, self.period));
         map.insert(key.to_string(), Arc::clone(&host));
         host
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(pinned: Option<usize>) -> Arc<Host> {
+        Arc::new(Host::new("h:80", pinned, 64, None))
+    }
+
+    async fn take(h: &Arc<Host>, n: usize) -> Vec<Permit> {
+        let mut permits = Vec::new();
+        for i in 0..n {
+            permits.push(h.admit(i as u64, Duration::from_secs(60)).await.unwrap());
+        }
+        permits
+    }
+
+    #[tokio::test]
+    async fn a_host_starts_polite_and_doubles_per_round_trip_while_limited() {
+        let h = host(None);
+        assert_eq!(h.limit(), Concurrency::INITIAL_PER_HOST);
+        for round in 0..3 {
+            let limit = h.limit();
+            let permits = take(&h, limit).await;
+            for p in permits {
+                p.done(Outcome::Answered(Duration::ZERO));
+            }
+            assert_eq!(h.limit(), 2 * limit, "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pushback_sets_the_limit_below_the_concurrency_it_came_at() {
+        let h = host(None);
+        // Grow to 32, then the host turns away requests sent past 16.
+        for _ in 0..2 {
+            let permits = take(&h, h.limit()).await;
+            permits
+                .into_iter()
+                .for_each(|p| p.done(Outcome::Answered(Duration::ZERO)));
+        }
+        assert_eq!(h.limit(), 32);
+        let permits = take(&h, 32).await;
+        for (i, p) in permits.into_iter().enumerate() {
+            if i < 16 {
+                p.done(Outcome::Answered(Duration::ZERO));
+            } else {
+                p.done(Outcome::Pushback(None));
+            }
+        }
+        assert_eq!(h.limit(), 16);
+        // No growth right after a pushback, however well it goes.
+        let permits = take(&h, 16).await;
+        permits
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Answered(Duration::ZERO)));
+        assert_eq!(h.limit(), 16);
+    }
+
+    #[tokio::test]
+    async fn a_pinned_host_never_moves_and_a_slow_host_does_not_grow() {
+        let pinned = host(Some(3));
+        let permits = take(&pinned, 3).await;
+        permits.into_iter().for_each(|p| p.done(Outcome::Failed));
+        assert_eq!(pinned.limit(), 3);
+
+        let h = host(None);
+        let permits = take(&h, 8).await;
+        permits
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Answered(Duration::ZERO)));
+        assert_eq!(h.limit(), 16);
+        // Answers that take far longer than the fastest one: the host is
+        // saturated, the limit holds.
+        h.state.lock().unwrap().fastest = Some(Duration::from_millis(1));
+        let permits = take(&h, 16).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        permits
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Answered(Duration::ZERO)));
+        assert_eq!(h.limit(), 16);
+    }
+
+    #[tokio::test]
+    async fn failures_of_several_rows_take_the_host_down_and_one_answer_brings_it_back() {
+        let h = host(None);
+        // One row failing again and again is that row's problem.
+        for _ in 0..5 {
+            let p = h.admit(7, Duration::from_secs(60)).await.unwrap();
+            p.done(Outcome::Failed);
+        }
+        assert!(!h.is_down());
+        for row in 0..3 {
+            let p = h.admit(row, Duration::from_secs(60)).await.unwrap();
+            p.done(Outcome::Failed);
+        }
+        assert!(h.is_down());
+        // The probe comes after a pause; its answer ends the outage.
+        let probe = h.admit(9, Duration::from_secs(60)).await.unwrap();
+        probe.done(Outcome::RowFault);
+        assert!(!h.is_down());
+    }
+
+    #[tokio::test]
+    async fn a_host_down_longer_than_the_wait_is_gone() {
+        let h = host(None);
+        for row in 0..3 {
+            h.admit(row, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .done(Outcome::Failed);
+        }
+        let gone = h.admit(5, Duration::from_millis(1)).await;
+        assert!(gone.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_pauses_the_whole_host() {
+        let h = host(None);
+        h.admit(0, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .done(Outcome::Pushback(Some(Duration::from_millis(200))));
+        let asked = Instant::now();
+        let _p = h.admit(1, Duration::from_secs(60)).await.unwrap();
+        assert!(asked.elapsed() >= Duration::from_millis(190));
     }
 }

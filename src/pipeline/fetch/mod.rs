@@ -37,7 +37,7 @@ use crate::workfile::{read_file, write_whole};
 use body::{Body, Collector};
 use client::{HttpClient, request_error};
 pub use error::{FetchError, FetchFailure};
-use hosts::Hosts;
+use hosts::{Hosts, Outcome};
 pub use url::{MAX_URL_LEN, Origin, check_target, parse_url, s3_object_of};
 
 /// A source image, in the work directory and in memory.
@@ -69,6 +69,8 @@ pub struct Fetcher {
     /// Downloads in flight, all hosts together.
     slots: Semaphore,
     hosts: Hosts,
+    /// How long a host may be down before its rows are left (`--host-outage-wait`).
+    outage_wait: Duration,
     /// `https://…amazonaws.com` URLs of objects are read through the SDK
     /// with the credentials (`--sign-s3-urls`).
     sign_s3_urls: bool,
@@ -90,9 +92,10 @@ impl Fetcher {
         settings: &Settings,
     ) -> Result<Fetcher, reqwest::Error> {
         let c = settings.concurrency;
+        let downloads = c.downloads_for(budget.total());
         let nothing_left = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
         Ok(Fetcher {
-            http: HttpClient::new(settings)?,
+            http: HttpClient::new(settings, downloads)?,
             store: settings.store.clone(),
             source: tokio::sync::OnceCell::new(),
             nothing_left,
@@ -104,8 +107,9 @@ impl Fetcher {
             },
             limits: settings.limits,
             retry: settings.retry,
-            slots: Semaphore::new(c.downloads),
-            hosts: Hosts::new(c.per_host, c.per_host_rps),
+            slots: Semaphore::new(downloads),
+            hosts: Hosts::new(c.per_host, downloads, c.per_host_rps),
+            outage_wait: settings.host_outage_wait,
             sign_s3_urls: settings.http.sign_s3_urls,
         })
     }
@@ -137,27 +141,48 @@ impl Fetcher {
             check_target(url, self.policy).map_err(|why| fail(FetchError::Blocked(why), 0))?;
         }
         let host = self.hosts.get(&url::origin_key(&origin));
+        let row = u64::from_le_bytes(
+            blake3::hash(raw.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        );
         // Microseconds spent in requests, the waits for a slot and between retries excluded.
         let busy = AtomicU64::new(0);
         let asked = Instant::now();
-        let (result, attempts) = with_retry(&self.retry, "download", || async {
-            // The host's slot first: rows waiting on a busy host must not hold
-            // the download slots that other hosts could use.
-            let _host = host.slots.acquire().await.expect("semaphore never closed");
-            // The host's pace before a download slot too, for the same reason.
-            host.pace().await;
-            let _slot = self.slots.acquire().await.expect("semaphore never closed");
-            let _counted = crate::metrics::get().in_flight("download");
-            let started = Instant::now();
-            let result = match &origin {
-                Origin::Http(url) => self.attempt(url).await,
-                Origin::S3 { bucket, key } => self.attempt_s3(bucket, key).await,
-            };
-            busy.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            result
-        })
-        .await;
-        let body = result.map_err(|e| fail(e, attempts))?;
+        let mut attempts = 0;
+        let body = loop {
+            let (result, made) = with_retry(&self.retry, "download", || async {
+                // The host's place first: rows waiting on a busy (or down)
+                // host must not hold the download slots other hosts could use.
+                let permit = host
+                    .admit(row, self.outage_wait)
+                    .await
+                    .map_err(FetchError::HostGone)?;
+                // The host's pace before a download slot too, for the same reason.
+                host.pace().await;
+                let _slot = self.slots.acquire().await.expect("semaphore never closed");
+                let _counted = crate::metrics::get().in_flight("download");
+                let started = Instant::now();
+                let result = match &origin {
+                    Origin::Http(url) => self.attempt(url).await,
+                    Origin::S3 { bucket, key } => self.attempt_s3(bucket, key).await,
+                };
+                busy.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                permit.done(match &result {
+                    Ok(_) => Outcome::Answered(started.elapsed()),
+                    Err(e) => e.outcome(),
+                });
+                result
+            })
+            .await;
+            attempts += made;
+            match result {
+                // The host is down, not this row: it waits for the host (in
+                // `admit`), with its attempts anew once the host answers.
+                Err(e) if e.is_outage() && host.is_down() => continue,
+                other => break other.map_err(|e| fail(e, attempts))?,
+            }
+        };
         let path = self.stem(raw).with_extension(body.format.extension());
         // With --delete-local the file would be deleted once the row is
         // uploaded, so it is not written at all: the bytes stay in memory

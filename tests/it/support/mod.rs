@@ -12,6 +12,7 @@
 //! - [`Env`]: one of each plus a temporary directory and the command line.
 
 pub mod cgroup;
+pub mod dns;
 pub mod images;
 pub mod moto;
 pub mod proxy;
@@ -58,6 +59,9 @@ pub enum Reply {
     Redirect(String),
     /// Waits, then answers.
     Delay(Duration, Box<Reply>),
+    /// 429 with `Retry-After: 1` when more than `room` requests are in
+    /// flight at once (this one included), else `then`.
+    Room { room: u32, then: Box<Reply> },
     /// 401 unless the request has this header with this value, else `then`.
     RequireHeader {
         name: &'static str,
@@ -86,6 +90,12 @@ struct Routes {
     replies: HashMap<String, Reply>,
     hits: HashMap<String, u32>,
     seen: Vec<Seen>,
+    /// Requests being answered now, the most ever, and the 429s of `Room`.
+    in_flight: u32,
+    max_in_flight: u32,
+    turned_away: u32,
+    /// Stopped: requests on connections still open get a 503.
+    down: bool,
 }
 
 /// One request the image server received.
@@ -100,18 +110,66 @@ pub struct Seen {
 pub struct ImageServer {
     addr: SocketAddr,
     routes: Arc<Mutex<Routes>>,
+    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ImageServer {
     pub async fn start() -> ImageServer {
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let app = axum::Router::new()
-            .fallback(serve_route)
-            .with_state(Arc::clone(&routes));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        ImageServer { addr, routes }
+        let server = ImageServer {
+            addr,
+            routes,
+            serving: Mutex::new(None),
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let app = axum::Router::new()
+            .fallback(serve_route)
+            .with_state(Arc::clone(&self.routes));
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        *self.serving.lock().unwrap() = Some(task);
+    }
+
+    /// Goes away: new connections are refused, and requests on the
+    /// connections still open are answered 503, as by a load balancer
+    /// whose origin is gone.
+    pub fn stop(&self) {
+        self.routes.lock().unwrap().down = true;
+        if let Some(task) = self.serving.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    /// Comes back on the same port.
+    pub async fn restart(&self) {
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.routes.lock().unwrap().down = false;
+        self.serve(listener);
+    }
+
+    /// The most requests it was answering at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.routes.lock().unwrap().max_in_flight
+    }
+
+    /// Requests a `Room` route turned away with 429.
+    pub fn turned_away(&self) -> u32 {
+        self.routes.lock().unwrap().turned_away
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Serves `reply` at `path` and returns its full URL.
@@ -144,9 +202,28 @@ impl ImageServer {
     }
 }
 
+/// Counts a request in flight for as long as it is being answered.
+struct Answering(Arc<Mutex<Routes>>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
+}
+
 async fn serve_route(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
+    let _answering = {
+        let mut r = routes.lock().unwrap();
+        r.in_flight += 1;
+        r.max_in_flight = r.max_in_flight.max(r.in_flight);
+        Answering(Arc::clone(&routes))
+    };
+    if routes.lock().unwrap().down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let in_flight = routes.lock().unwrap().in_flight;
     let (reply, n) = {
         let mut r = routes.lock().unwrap();
         r.seen.push(Seen {
@@ -162,6 +239,17 @@ async fn serve_route(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> 
         (r.replies.get(&path).cloned(), n)
     };
     match reply {
+        Some(Reply::Room { room, then }) => {
+            if in_flight > room {
+                routes.lock().unwrap().turned_away += 1;
+                let mut resp = StatusCode::TOO_MANY_REQUESTS.into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+                resp
+            } else {
+                answer(*then, n, &headers).await
+            }
+        }
         Some(reply) => answer(reply, n, &headers).await,
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -169,6 +257,8 @@ async fn serve_route(State(routes): State<Arc<Mutex<Routes>>>, req: Request) -> 
 
 async fn answer(reply: Reply, n: u32, headers: &axum::http::HeaderMap) -> Response {
     match reply {
+        // Room is counted where the request arrives (`serve_route`).
+        Reply::Room { then, .. } => Box::pin(answer(*then, n, headers)).await,
         Reply::RequireHeader { name, value, then } => {
             if headers.get(name).and_then(|v| v.to_str().ok()) == Some(value.as_str()) {
                 Box::pin(answer(*then, n, headers)).await

@@ -1,0 +1,226 @@
+//! The network as it really is, on loopback: hosts that answer slowly, hosts
+//! with limited room that push back, hosts that go away and come back, the
+//! whole network gone, and names resolved through a DNS server of the test's.
+
+use std::time::Duration;
+
+use crate::support::dns::DnsServer;
+use crate::support::{Env, ImageServer, Reply, images};
+
+/// `n` images on `server`, each answered `delay` after its request.
+fn slow_images(server: &ImageServer, prefix: &str, n: u64, delay: Duration) -> Vec<String> {
+    let seed = 1000 * u64::from(prefix.as_bytes()[0]);
+    (0..n)
+        .map(|i| {
+            server.route(
+                &format!("/{prefix}{i}.jpg"),
+                Reply::Delay(delay, Box::new(Reply::jpeg(images::jpeg(16, 12, seed + i)))),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_host_gets_more_than_the_polite_start_once_it_keeps_pace() {
+    let env = Env::new().await;
+    let rows = slow_images(&env.http, "slow", 80, Duration::from_millis(150));
+    let input = env.input("in.csv", &rows);
+    let run = env.run_input(&input, &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(env.csv("out.csv").len(), 81);
+    // It starts at 8 and grows while the host answers as fast as ever.
+    let most = env.http.max_in_flight();
+    assert!(most > 8, "the limit did not grow: {most} at most in flight");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_with_room_for_few_is_learned_not_failed() {
+    let env = Env::new().await;
+    let rows: Vec<String> = (0..60)
+        .map(|i| {
+            env.http.route(
+                &format!("/room{i}.jpg"),
+                Reply::Room {
+                    room: 6,
+                    then: Box::new(Reply::Delay(
+                        Duration::from_millis(100),
+                        Box::new(Reply::jpeg(images::jpeg(16, 12, 700 + i))),
+                    )),
+                },
+            )
+        })
+        .collect();
+    let input = env.input("in.csv", &rows);
+    let run = env
+        .run_input(
+            &input,
+            &["--retry-delay", "100ms", "--summary-json", "s.json"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(env.csv("failed.csv").len(), 1, "nothing failed");
+    // The polite start (8) is already past the room (6): one burst of 429s
+    // teaches the limit, and the host is not pushed every round trip.
+    let turned_away = env.http.turned_away();
+    assert!(
+        turned_away <= 15,
+        "{turned_away} requests turned away of 60 rows: {run:?}"
+    );
+    assert!(
+        env.http.max_in_flight() <= 8 + 1,
+        "{}",
+        env.http.max_in_flight()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_that_goes_away_and_comes_back_fails_no_row() {
+    let env = Env::new().await;
+    let rows = slow_images(&env.http, "away", 60, Duration::from_millis(50));
+    let input = env.input("in.csv", &rows);
+    let mut cmd = env.command();
+    cmd.args([
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        "out.csv",
+        "--output-failed",
+        "failed.csv",
+        "--retry-delay",
+        "200ms",
+        "--downloads",
+        "4",
+        "--per-host",
+        "4",
+    ]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_for(|| env.http.total_hits() >= 8).await;
+    env.http.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.http.restart().await;
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(env.csv("out.csv").len(), 61, "{stderr}");
+    assert_eq!(env.csv("failed.csv").len(), 1, "{stderr}");
+    assert!(
+        stderr.contains("its rows wait while it is probed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the host answers again"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_every_host_gone_the_run_exits_3_and_a_plain_resume_finishes() {
+    let env = Env::new().await;
+    let other = ImageServer::start().await;
+    let mut rows = slow_images(&env.http, "a", 6, Duration::ZERO);
+    rows.extend(slow_images(&other, "b", 6, Duration::ZERO));
+    let input = env.input("in.csv", &rows);
+    env.http.stop();
+    other.stop();
+    let run = env
+        .run_input(
+            &input,
+            &["--host-outage-wait", "3s", "--retry-delay", "100ms"],
+        )
+        .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("--host-outage-wait"), "{run:?}");
+    assert_eq!(
+        env.csv("failed.csv").len(),
+        1,
+        "no row failed for the outage"
+    );
+    let status = crate::support::status_json(&env).await;
+    assert_eq!(status["counts"]["failed"], 0, "{status}");
+    assert_eq!(status["counts"]["pending"], 12, "{status}");
+
+    env.http.restart().await;
+    other.restart().await;
+    let resumed = env.run(&["resume"]).await;
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(env.csv("out.csv").len(), 13);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_resolve_through_a_caching_resolver_and_a_failing_server_is_dns() {
+    let env = Env::new().await;
+    let dns = DnsServer::start().await;
+    let port = env.http.port();
+    // 120 rows over 20 names, 6 rows a name.
+    let mut rows: Vec<String> = (0..120)
+        .map(|i| {
+            let path = format!("/n{i}.jpg");
+            env.http
+                .route(&path, Reply::jpeg(images::jpeg(12, 8, 900 + i)));
+            format!("http://h{}.test:{port}{path}", i % 20)
+        })
+        .collect();
+    rows.push(format!("http://fail.test:{port}/n0.jpg"));
+    let input = env.input("in.csv", &rows);
+    let server = dns.addr().to_string();
+    let run = env
+        .run_input(&input, &["--dns-server", &server, "--attempts", "2"])
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(env.csv("out.csv").len(), 121, "{run:?}");
+    let failed = env.csv("failed.csv");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("failed") && l.contains("fail.test"))
+        .unwrap_or_else(|| panic!("{run:?}"));
+    assert!(line.contains("reason=\"dns\""), "{line}");
+    // Each name is asked for once or twice (A, then AAAA where there is
+    // no A), however many rows name it and however many connections open;
+    // the failing name as often as the resolver retries it.
+    let names = dns.names();
+    assert_eq!(names, 21, "{names} names asked");
+    assert!(dns.total() <= 2 * 20 + 6, "{} queries", dns.total());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_timeouts_are_flags_and_a_host_slower_than_the_read_timeout_fails() {
+    let env = Env::new().await;
+    let slow = env.http.route(
+        "/late.jpg",
+        Reply::Delay(
+            Duration::from_secs(3),
+            Box::new(Reply::jpeg(images::jpeg(8, 8, 1))),
+        ),
+    );
+    let input = env.input("in.csv", &[slow]);
+    let run = env
+        .run_input(
+            &input,
+            &[
+                "--read-timeout",
+                "1s",
+                "--connect-timeout",
+                "2s",
+                "--attempts",
+                "1",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("timed out"), "{run:?}");
+    let help = env.run(&["run", "--help"]).await;
+    for flag in [
+        "--read-timeout",
+        "--connect-timeout",
+        "--host-outage-wait",
+        "--dns-server",
+    ] {
+        assert!(help.stdout.contains(flag), "{flag}");
+    }
+    let bad = env.run_input(&input, &["--read-timeout", "0"]).await;
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
