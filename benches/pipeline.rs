@@ -27,6 +27,25 @@
 //! runs A and B back to back, in alternating order, each on a fresh bucket
 //! and state; the report is each pair's CPU per image and the median of the
 //! paired differences, which cancels the drift that separates whole runs.
+//!
+//! The network (issue 28): BENCH_GET_LATENCY (a humantime duration, e.g.
+//! `100ms`) holds every image GET that long before its answer (time to first
+//! byte; an async sleep per request, so requests wait concurrently);
+//! BENCH_PUT_LATENCY holds every request to the S3 server that long before a
+//! forward proxy on loopback passes it on, bytes and Host header unchanged
+//! (so its SigV4 signature still verifies; with BENCH_TLS the proxy sits
+//! behind the TLS terminator); BENCH_HOST_ROOM=N makes the image host answer
+//! 429 with `Retry-After: 1` at once to a GET that arrives while N others
+//! are in flight (from arrival to the answer). With any of them set, each
+//! round also runs batchimg on that network (the zero-latency run has neither
+//! latency nor a host limit), after the zero-latency run in
+//! odd rounds and before it in even ones, on a bucket and state of its own;
+//! both runs go through the proxy when there is one. The report adds each
+//! round's pair and the medians: the zero-latency rate, the rate on the
+//! network and their ratio (target ≥ 0.9), failed rows, the 429s as a share
+//! of rows (target ≤ 25%), the rate as a share of the host's capacity, room /
+//! GET latency (target ≥ 0.6), and the most GETs in flight. In A/B mode the
+//! network applies to every run.
 
 #![allow(
     clippy::print_stdout,
@@ -39,9 +58,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -67,10 +87,20 @@ fn main() {
         bytes as f64 / count as f64 / 1024.0
     );
 
+    let shaping = Shaping::from_env();
+    if let Some(s) = shaping {
+        println!(
+            "network: {}; each round also runs batchimg at zero latency",
+            s.describe()
+        );
+    }
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let http = runtime.block_on(serve(images.clone()));
+    let net = Arc::new(Network::default());
+    let http = runtime.block_on(serve(images.clone(), Arc::clone(&net)));
     let work = tempfile::tempdir().unwrap();
-    let s3 = S3::start(root, &runtime);
+    let proxy = shaping.is_some_and(|s| s.put.is_some());
+    let s3 = S3::start(root, &runtime, proxy.then(|| Arc::clone(&net)));
     let csv = work.path().join("in.csv");
     let mut text = String::from("url\n");
     for i in 0..count {
@@ -80,6 +110,9 @@ fn main() {
 
     if let Ok(b) = std::env::var("BENCH_AB") {
         let b = Variant::b(root, &b);
+        if let Some(s) = shaping {
+            net.set(s);
+        }
         return ab(root, &b, &work, &csv, &s3, count, rounds);
     }
 
@@ -94,9 +127,48 @@ fn main() {
         "| round | ceiling before | end to end | ceiling after | ratio | batchimg CPU | of which kernel | per image above the lossless ceiling | s3s-fs CPU | HTTP CPU | peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // BENCH_GET_LATENCY, BENCH_PUT_LATENCY, BENCH_HOST_ROOM: each round's
+    // run on that network, on a bucket and state of its own.
+    let shaped_run = |s: Shaping, round: usize| -> Shaped {
+        let id = format!("bench{round}net");
+        std::fs::create_dir_all(s3.data.path().join(&id)).unwrap();
+        net.set(s);
+        let state = format!("state{round}net");
+        let m = run_batchimg(
+            &Variant::a(root),
+            work.path(),
+            &csv,
+            &s3,
+            &id,
+            &state,
+            false,
+        );
+        let shaped = Shaped {
+            rate: count as f64 / m.wall.as_secs_f64(),
+            rejected: net.rejected.load(Ordering::Relaxed),
+            max_in_flight: net.max_in_flight.load(Ordering::Relaxed),
+            failed_rows: m.failed_rows,
+            code: m.code,
+        };
+        net.set(Shaping::default());
+        // Rows that failed exit non-zero and are reported; anything else is the bench's end.
+        assert!(
+            m.code == 0 || m.failed_rows > 0,
+            "round {round}, on the network: batchimg exited {}",
+            m.code
+        );
+        shaped
+    };
+    let mut pairs: Vec<(usize, f64, usize, Shaped)> = Vec::new();
     for round in 1..=rounds {
         let bucket = format!("bench{round}");
         std::fs::create_dir_all(s3.data.path().join(&bucket)).unwrap();
+        // On the network before the zero-latency run in even rounds, after it
+        // in odd ones, so that drift favours neither.
+        let mut shaped = shaping
+            .filter(|_| round % 2 == 0)
+            .map(|s| shaped_run(s, round));
+        net.set(Shaping::default());
         let (bench_cpu0, s3_cpu0) = (own_cpu(), process_cpu(s3.child.id()));
         // A new state directory per round: deleting the last round's thousand
         // files first would make ext4 scan past their freshly freed inodes
@@ -114,6 +186,13 @@ fn main() {
         assert_eq!(first.code, 0, "round {round} failed");
         let (http_cpu, s3_cpu) = (own_cpu() - bench_cpu0, process_cpu(s3.child.id()) - s3_cpu0);
         let e2e = count as f64 / first.wall.as_secs_f64();
+        let zero_in_flight = net.max_in_flight.load(Ordering::Relaxed);
+        if let Some(s) = shaping.filter(|_| round % 2 == 1) {
+            shaped = Some(shaped_run(s, round));
+        }
+        if let Some(shaped) = shaped {
+            pairs.push((round, e2e, zero_in_flight, shaped));
+        }
         ceilings.push(ceiling(&images, cores));
         lossless_ceilings.push(ceiling_of(Engine::Lossless, &images, cores));
         let (before, after) = (ceilings[round - 1].rate, ceilings[round].rate);
@@ -201,6 +280,9 @@ fn main() {
         "| first run / rerun | {:.1}x |",
         median.wall.as_secs_f64() / rerun.wall.as_secs_f64()
     );
+    if let Some(s) = shaping {
+        network_rows(&s, &pairs, count);
+    }
     println!();
     println!(
         "CPU of the median round: batchimg {:.2} s against {:.2} s for the same conversions \
@@ -210,6 +292,235 @@ fn main() {
         median.switches.0,
         median.switches.1
     );
+    if let Some(s) = shaping {
+        network_rounds(&s, &pairs);
+    }
+}
+
+/// The network the bench puts between batchimg and its servers
+/// (BENCH_GET_LATENCY, BENCH_PUT_LATENCY, BENCH_HOST_ROOM).
+#[derive(Clone, Copy, Default)]
+struct Shaping {
+    /// Each image GET's time to first byte.
+    get: Option<Duration>,
+    /// Each request to the S3 server, held in the proxy before it is passed on.
+    put: Option<Duration>,
+    /// GETs the image host takes at once; 429 beyond.
+    room: Option<usize>,
+}
+
+impl Shaping {
+    /// The network the environment asks for; None when it asks for none.
+    fn from_env() -> Option<Shaping> {
+        let set = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let duration = |name: &str| {
+            set(name).map(|v| {
+                humantime::parse_duration(&v)
+                    .unwrap_or_else(|e| panic!("{name}={v}: {e} (a duration, e.g. 100ms)"))
+            })
+        };
+        let room = set("BENCH_HOST_ROOM").map(|v| match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("BENCH_HOST_ROOM={v}: a number of requests, at least 1"),
+        });
+        let s = Shaping {
+            get: duration("BENCH_GET_LATENCY"),
+            put: duration("BENCH_PUT_LATENCY"),
+            room,
+        };
+        (s.get.is_some() || s.put.is_some() || s.room.is_some()).then_some(s)
+    }
+
+    fn describe(&self) -> String {
+        let d = |d: Option<Duration>| humantime::format_duration(d.unwrap_or_default());
+        let mut text = format!(
+            "GET latency {}, S3 request latency {}",
+            d(self.get),
+            d(self.put)
+        );
+        if let Some(n) = self.room {
+            text.push_str(&format!(", image host room {n} (429 beyond)"));
+        }
+        text
+    }
+
+    /// The image host's capacity, room / GET latency, in GETs per second.
+    fn capacity(&self) -> Option<f64> {
+        let get = self.get.filter(|d| !d.is_zero())?;
+        Some(self.room? as f64 / get.as_secs_f64())
+    }
+}
+
+/// The network as the servers apply it now (switched between runs), and what
+/// the image server has counted since it was last set.
+#[derive(Default)]
+struct Network {
+    get_us: AtomicU64,
+    put_us: AtomicU64,
+    /// 0: no limit.
+    room: AtomicUsize,
+    in_flight: AtomicUsize,
+    /// The most GETs in flight at once that the host admitted.
+    max_in_flight: AtomicUsize,
+    /// 429s answered.
+    rejected: AtomicUsize,
+}
+
+impl Network {
+    fn set(&self, s: Shaping) {
+        let us = |d: Option<Duration>| d.unwrap_or_default().as_micros() as u64;
+        self.get_us.store(us(s.get), Ordering::Relaxed);
+        self.put_us.store(us(s.put), Ordering::Relaxed);
+        self.room.store(s.room.unwrap_or(0), Ordering::Relaxed);
+        self.max_in_flight.store(0, Ordering::Relaxed);
+        self.rejected.store(0, Ordering::Relaxed);
+    }
+
+    fn get_latency(&self) -> Duration {
+        Duration::from_micros(self.get_us.load(Ordering::Relaxed))
+    }
+
+    fn put_latency(&self) -> Duration {
+        Duration::from_micros(self.put_us.load(Ordering::Relaxed))
+    }
+}
+
+/// A GET in flight, from its arrival until its answer is handed to the
+/// server (or the client gives up on it).
+struct InFlight<'a> {
+    net: &'a Network,
+    /// How many were in flight when it arrived, itself included.
+    at_arrival: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(net: &'a Network) -> InFlight<'a> {
+        let at_arrival = net.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        InFlight { net, at_arrival }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.net.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One run on the shaped network.
+struct Shaped {
+    rate: f64,
+    rejected: usize,
+    max_in_flight: usize,
+    failed_rows: u64,
+    code: i32,
+}
+
+/// The median, lowest and highest.
+fn spread(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**not met**" }
+}
+
+/// The network's rows of the summary table: (round, zero-latency rate, most
+/// GETs in flight at zero latency, the run on the network) per round.
+fn network_rows(s: &Shaping, pairs: &[(usize, f64, usize, Shaped)], count: usize) {
+    let zero = spread(pairs.iter().map(|p| p.1));
+    let shaped = spread(pairs.iter().map(|p| p.3.rate));
+    let ratio = spread(pairs.iter().map(|p| p.3.rate / p.1));
+    println!(
+        "| zero latency (the end-to-end runs above{}) | {:.1} images/s |",
+        if s.put.is_some() {
+            ", through the S3 proxy"
+        } else {
+            ""
+        },
+        zero.0
+    );
+    println!(
+        "| on the network ({}) | {:.1} images/s (rounds: {:.1}–{:.1}) |",
+        s.describe(),
+        shaped.0,
+        shaped.1,
+        shaped.2
+    );
+    println!(
+        "| on the network / zero latency (each round's pair) | {:.2} (rounds: {:.2}–{:.2}); target ≥ 0.9: {} |",
+        ratio.0,
+        ratio.1,
+        ratio.2,
+        verdict(ratio.0 >= 0.9)
+    );
+    let failed: Vec<String> = pairs.iter().map(|p| p.3.failed_rows.to_string()).collect();
+    println!(
+        "| rows failed on the network (batchimg's summary), each round | {}; target 0: {} |",
+        failed.join(", "),
+        verdict(pairs.iter().all(|p| p.3.failed_rows == 0))
+    );
+    let most = pairs.iter().map(|p| p.3.max_in_flight).max().unwrap_or(0);
+    let Some(room) = s.room else {
+        println!("| most GETs in flight on the network, any round | {most} |");
+        return;
+    };
+    let share = spread(pairs.iter().map(|p| p.3.rejected as f64 / count as f64));
+    println!(
+        "| 429s / rows | {:.1}% (rounds: {:.1}–{:.1}%); target ≤ 25%: {} |",
+        share.0 * 100.0,
+        share.1 * 100.0,
+        share.2 * 100.0,
+        verdict(share.0 <= 0.25)
+    );
+    match s.capacity() {
+        Some(capacity) => {
+            let of = spread(pairs.iter().map(|p| p.3.rate / capacity));
+            println!(
+                "| rate / the host's capacity ({room} / {} = {capacity:.1}/s) | {:.2} (rounds: {:.2}–{:.2}); target ≥ 0.6: {} |",
+                humantime::format_duration(s.get.unwrap_or_default()),
+                of.0,
+                of.1,
+                of.2,
+                verdict(of.0 >= 0.6)
+            );
+        }
+        None => println!("| rate / the host's capacity | n/a: no BENCH_GET_LATENCY |"),
+    }
+    println!("| most GETs in flight the host admitted, any round | {most} (room {room}) |");
+}
+
+/// Each round's pair on the network.
+fn network_rounds(s: &Shaping, pairs: &[(usize, f64, usize, Shaped)]) {
+    println!();
+    println!("The network ({}), each round:", s.describe());
+    println!();
+    println!(
+        "| round | order | zero latency | on the network | ratio | most GETs in flight (zero / network) | 429s | failed rows | exit code |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (round, zero, zero_in_flight, n) in pairs {
+        println!(
+            "| {round} | {} | {zero:.1}/s | {:.1}/s | {:.2} | {zero_in_flight} / {} | {} | {} | {} |",
+            if round % 2 == 0 {
+                "network first"
+            } else {
+                "zero first"
+            },
+            n.rate,
+            n.rate / zero,
+            n.max_in_flight,
+            n.rejected,
+            n.failed_rows,
+            n.code
+        );
+    }
 }
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -301,11 +612,32 @@ fn ceiling_of(engine: Engine, images: &[Arc<Vec<u8>>], threads: usize) -> Ceilin
     }
 }
 
-async fn serve(images: Vec<Arc<Vec<u8>>>) -> SocketAddr {
+type Images = Arc<Vec<Arc<Vec<u8>>>>;
+
+async fn serve(images: Vec<Arc<Vec<u8>>>, net: Arc<Network>) -> SocketAddr {
     async fn image(
-        State(images): State<Arc<Vec<Arc<Vec<u8>>>>>,
+        State((images, net)): State<(Images, Arc<Network>)>,
         UrlPath(name): UrlPath<String>,
     ) -> axum::response::Response {
+        // BENCH_HOST_ROOM: a host with room for so many GETs at once turns
+        // the next away at once.
+        let in_flight = InFlight::enter(&net);
+        let room = net.room.load(Ordering::Relaxed);
+        if room != 0 && in_flight.at_arrival > room {
+            net.rejected.fetch_add(1, Ordering::Relaxed);
+            return (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+            )
+                .into_response();
+        }
+        net.max_in_flight
+            .fetch_max(in_flight.at_arrival, Ordering::Relaxed);
+        // BENCH_GET_LATENCY: time to first byte, each GET waiting on its own.
+        let latency = net.get_latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let i: usize = name.trim_end_matches(".jpg").parse().unwrap_or(usize::MAX);
         match images.get(i) {
             Some(b) => ([(header::CONTENT_TYPE, "image/jpeg")], b.as_ref().clone()).into_response(),
@@ -314,11 +646,49 @@ async fn serve(images: Vec<Arc<Vec<u8>>>) -> SocketAddr {
     }
     let app = axum::Router::new()
         .route("/{name}", axum::routing::get(image))
-        .with_state(Arc::new(images));
+        .with_state((Arc::new(images), net));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+type Upstream =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+/// BENCH_PUT_LATENCY: an HTTP proxy on loopback in front of the S3 server
+/// (batchimg's endpoint) that holds each request for the network's S3
+/// latency, then passes it on as it came: method, path and query, headers
+/// (the Host header too, so the SigV4 signature still verifies) and body.
+/// Its port.
+async fn delay_proxy(upstream: u16, net: Arc<Network>) -> u16 {
+    async fn forward(
+        State((client, upstream, net)): State<(Upstream, u16, Arc<Network>)>,
+        mut req: axum::extract::Request,
+    ) -> axum::response::Response {
+        let latency = net.put_latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        *req.uri_mut() = format!("http://127.0.0.1:{upstream}{path}")
+            .parse()
+            .unwrap();
+        match client.request(req).await {
+            Ok(resp) => resp.map(Body::new).into_response(),
+            Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        }
+    }
+    let client: Upstream =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state((client, upstream, net));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
 }
 
 struct S3 {
@@ -331,7 +701,8 @@ struct S3 {
 }
 
 impl S3 {
-    fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> S3 {
+    /// With `proxy`, batchimg reaches the server through [`delay_proxy`].
+    fn start(root: &Path, runtime: &tokio::runtime::Runtime, proxy: Option<Arc<Network>>) -> S3 {
         // The bucket lives in memory where it can (/dev/shm): real S3 is not on
         // this machine's disk, and s3s-fs writes three files per object.
         let data = tempfile::tempdir_in("/dev/shm")
@@ -370,6 +741,11 @@ impl S3 {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        // BENCH_PUT_LATENCY: the delaying proxy in front, batchimg's way in.
+        let port = match proxy {
+            Some(net) => runtime.block_on(delay_proxy(port, net)),
+            None => port,
+        };
         // BENCH_TLS: HTTPS in front, with a certificate batchimg is told to trust.
         let https = std::env::var_os("BENCH_TLS").is_some_and(|v| !v.is_empty() && v != "0");
         let (endpoint, ca_file, tls_dir) = if https {
@@ -403,6 +779,8 @@ impl Drop for S3 {
 
 struct Measured {
     code: i32,
+    /// From batchimg's summary.
+    failed_rows: u64,
     wall: Duration,
     max_rss_mb: f64,
     cpu: Duration,
@@ -508,15 +886,19 @@ fn ab(
     );
 }
 
-/// The peak RSS a batchimg run reports in its `--summary-json`, in MB.
-fn own_peak_mb(summary: &Path) -> f64 {
+/// The peak RSS a batchimg run reports in its `--summary-json`, in MB, and
+/// the rows it reports failed.
+fn own_peak_mb(summary: &Path) -> (f64, u64) {
     let text = std::fs::read_to_string(summary)
         .unwrap_or_else(|e| panic!("batchimg wrote no summary at {}: {e}", summary.display()));
     let json: serde_json::Value = serde_json::from_str(&text).expect("the summary is JSON");
     let bytes = json["peak_memory_bytes"]
         .as_u64()
         .expect("the summary has peak_memory_bytes");
-    bytes as f64 / (1024.0 * 1024.0)
+    let failed_rows = json["failed_rows"]
+        .as_u64()
+        .expect("the summary has failed_rows");
+    (bytes as f64 / (1024.0 * 1024.0), failed_rows)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -575,6 +957,7 @@ fn run_batchimg(
     assert_eq!(r, pid);
     let wall = started.elapsed();
     let _ = child.try_wait();
+    let (max_rss_mb, failed_rows) = own_peak_mb(&summary);
     Measured {
         code: if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)
@@ -582,7 +965,8 @@ fn run_batchimg(
             -1
         },
         wall,
-        max_rss_mb: own_peak_mb(&summary),
+        failed_rows,
+        max_rss_mb,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         sys: tv(usage.ru_stime),
         switches: (usage.ru_nvcsw, usage.ru_nivcsw),
