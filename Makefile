@@ -16,12 +16,12 @@ run: build
 	@INPUT="$(INPUT)" scripts/demo.sh
 
 test: setup
-	$(CARGO) test --locked
+	$(CARGO) test --locked --workspace
 	scripts/lint-deploy.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 # cargo-deny (deny.toml): licenses, bans and sources always; advisories when
 # cargo-deny can fetch the RustSec database, else one line says they were skipped.
