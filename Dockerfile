@@ -23,6 +23,8 @@ WORKDIR /src
 ARG BATCHIMG_COMMIT=""
 ENV BATCHIMG_COMMIT=${BATCHIMG_COMMIT}
 COPY Cargo.toml Cargo.lock build.rs ./
+# The workspace: the domain crate is a member the binary depends on.
+COPY crates/ crates/
 COPY src/ src/
 # Cargo.toml declares the `pipeline` bench target; cargo refuses a manifest
 # whose declared targets are missing, even when building only the binary.
