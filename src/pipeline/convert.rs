@@ -356,7 +356,7 @@ impl Converter {
     }
 
     /// The bytes of an output in the work directory, if it is there.
-    pub async fn reload(&self, path: &Path) -> Option<Bytes> {
+    async fn reload(&self, path: &Path) -> Option<Bytes> {
         if !path.exists() {
             return None;
         }

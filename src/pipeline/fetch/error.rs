@@ -152,9 +152,8 @@ impl Transient for FetchError {
             }
             FetchError::Timeout(_) | FetchError::Connect(_) | FetchError::Body(_) => true,
             FetchError::Request(_) | FetchError::Store(..) => true,
-            // A resolver that failed (SERVFAIL, a timeout) may answer next
-            // time; no such name is final (see `client::request_error`).
-            FetchError::Dns(_) => false,
+            // Not DNS either: the resolver retries a failing server itself,
+            // and remembers the failure for a few seconds (`netguard::Dns`).
             _ => false,
         }
     }
