@@ -9,4 +9,5 @@ scripts/setup-imagemagick.sh
 scripts/setup-jpeg.sh
 scripts/setup-s3s.sh
 scripts/setup-moto.sh
+scripts/setup-warehouse.sh
 scripts/setup-tmux.sh

@@ -10,7 +10,7 @@
 //! `progress`, `serve`); and `commands`, one per subcommand.
 
 // The domain: rows, keys, options, formats, locations (its own crate).
-pub use batchimg_domain::{format, job, keys, location, options, redact, text};
+pub use batchimg_domain::{format, job, keys, location, options, redact, table, text};
 
 // Leaves.
 pub mod error;
@@ -63,6 +63,9 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Run(args) => commands::run::run(*args, display).await,
             Command::Resume(args) => commands::resume::resume(*args, display).await,
+            Command::Status(args) if args.manifest.is_some() => {
+                commands::status::manifest(args).await
+            }
             Command::Status(args) => commands::status::status(args),
             Command::Merge(args) => commands::merge::merge(args).await,
             Command::Completions(args) => commands::completions::completions(args),

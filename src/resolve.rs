@@ -14,7 +14,7 @@ use crate::keys::KeyTemplate;
 use crate::location::{Location, is_bucket_name};
 use crate::options::{ObjectOptions, Shard, Sse};
 use crate::settings::{
-    CsvFormat, HttpSettings, Settings, SourceSettings, StoreSettings, state_dir,
+    HttpSettings, InputShape, Settings, SourceSettings, StoreSettings, state_dir,
 };
 
 /// Resolves `batchimg run`'s flags and environment.
@@ -36,7 +36,7 @@ pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
             .filter(|r| !r.trim().is_empty()),
         request_payer: store.object.request_payer,
     };
-    let input = Location::parse(&args.input).context("--input")?;
+    let input = Location::parse_input(&args.input).context("--input")?;
     let output = Location::parse(&Shard::expand(shard, &args.output)).context("--output")?;
     let output_failed = args
         .output_failed
@@ -44,13 +44,27 @@ pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
         .map(|o| Location::parse(&Shard::expand(shard, o)))
         .transpose()
         .context("--output-failed")?;
-    if Some(&output) == output_failed.as_ref() || output == input {
-        bail!("--input, --output and --output-failed must be different files");
+    let manifest = args
+        .manifest
+        .as_deref()
+        .map(|o| Location::parse(&Shard::expand(shard, o)))
+        .transpose()
+        .context("--manifest")?;
+    // The input is read whole into the journal first, so the failed file
+    // may replace it; the output may not (it would lose the failed rows).
+    let outputs = [Some(&output), output_failed.as_ref(), manifest.as_ref()];
+    let distinct = outputs
+        .iter()
+        .enumerate()
+        .all(|(i, a)| a.is_none() || !outputs[..i].contains(a));
+    if !distinct || output == input {
+        bail!("--input, --output, --output-failed and --manifest must be different files");
     }
     let state_dir = state_dir(&args.state.state_dir, shard);
     let mut settings = Settings::new(input, output, store, &state_dir);
     settings.output_failed = output_failed;
-    settings.csv = csv_format(args)?;
+    settings.manifest = manifest;
+    settings.shape = input_shape(args)?;
     settings.shard = shard;
     settings.http = http_settings(&args.http)?;
     settings.key_template = args
@@ -178,7 +192,7 @@ fn shard(spec: Option<&str>, count: Option<u32>) -> anyhow::Result<Option<Shard>
     }
 }
 
-fn csv_format(args: &RunArgs) -> anyhow::Result<CsvFormat> {
+fn input_shape(args: &RunArgs) -> anyhow::Result<InputShape> {
     let delimiter = match args.delimiter.as_deref() {
         None => b',',
         Some("tab" | "\\t" | "\t") => b'\t',
@@ -192,7 +206,8 @@ fn csv_format(args: &RunArgs) -> anyhow::Result<CsvFormat> {
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    Ok(CsvFormat {
+    Ok(InputShape {
+        format: args.input_format,
         url_column: url_column.map(String::from),
         keep_columns: args.keep_columns,
         delimiter,

@@ -17,19 +17,25 @@ use crate::options::{
     Concurrency, HeadBeforePut, JpegEngine, Limits, ObjectOptions, Shard, SignPayload,
 };
 use crate::retry::RetryPolicy;
+use crate::table::TableFormat;
 
 /// Everything a run needs to know, resolved. Recorded in the journal so that
 /// `resume` continues with the same choices.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
-    /// Where the input CSV is read from.
+    /// Where the input is read from: a file, a directory of part files, or
+    /// an `s3://` object or prefix.
     pub input: Location,
-    /// How the input CSV is read (and the output CSVs written).
-    pub csv: CsvFormat,
-    /// Where the output CSV (url,input,output,s3url) is written.
+    /// How the input is read (and the output CSVs written).
+    pub shape: InputShape,
+    /// Where the output file (url,input,output,s3url) is written; its
+    /// extension chooses CSV, Parquet or JSON Lines.
     pub output: Location,
-    /// Where the failed rows are written, in the input format.
+    /// Where the failed rows are written, as an input for the same flags.
     pub output_failed: Option<Location>,
+    /// Where the per-row manifest is written (`--manifest`).
+    #[serde(default)]
+    pub manifest: Option<Location>,
     /// The object store to upload to.
     pub store: StoreSettings,
     /// Local directory for downloaded (`in/`) and converted (`out/`) files.
@@ -120,19 +126,35 @@ pub struct StoreSettings {
     pub sign_payload: SignPayload,
 }
 
-/// The shape of the input CSV (`--url-column`, `--keep-columns`, `--delimiter`).
+/// The shape of the input (`--input-format`, `--url-column`,
+/// `--keep-columns`, `--delimiter`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CsvFormat {
-    /// The column holding the URL; `None`: the input is the single column `url`.
+pub struct InputShape {
+    /// The format of every input file; `None`: each file's name says (CSV
+    /// when it does not).
+    pub format: Option<TableFormat>,
+    /// The column holding the URL; `None`: the column `url` (for CSV, the
+    /// input's only column).
     pub url_column: Option<String>,
-    /// Copy the other columns into the output CSVs.
+    /// Copy the other columns into the output files and the manifest.
     pub keep_columns: bool,
+    /// The CSV delimiter (TSV files use a tab).
     pub delimiter: u8,
 }
 
-impl Default for CsvFormat {
+impl Settings {
+    /// The files a session writes at its end: output, failed and manifest.
+    pub fn outputs(&self) -> impl Iterator<Item = &Location> {
+        std::iter::once(&self.output)
+            .chain(self.output_failed.as_ref())
+            .chain(self.manifest.as_ref())
+    }
+}
+
+impl Default for InputShape {
     fn default() -> Self {
-        CsvFormat {
+        InputShape {
+            format: None,
             url_column: None,
             keep_columns: false,
             delimiter: b',',
@@ -160,9 +182,10 @@ impl Settings {
     ) -> Settings {
         Settings {
             input,
-            csv: CsvFormat::default(),
+            shape: InputShape::default(),
             output,
             output_failed: None,
+            manifest: None,
             store,
             work_dir: default_work_dir(state_dir),
             delete_local: false,

@@ -182,6 +182,11 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub headers: HeaderArgs,
 
+    /// Write the per-row manifest here when the run ends (default: where
+    /// `run --manifest` said).
+    #[arg(long, help_heading = INPUT_OUTPUT, value_name = "FILE", env = "BATCHIMG_MANIFEST")]
+    pub manifest: Option<String>,
+
     #[command(flatten)]
     pub report: ReportArgs,
 
@@ -207,33 +212,55 @@ pub struct StatusArgs {
     /// With --failures: CSV with the header row,url,reason,message.
     #[arg(long, help_heading = INPUT_OUTPUT, requires = "failures")]
     pub csv: bool,
+
+    /// Write the per-row manifest (Parquet, CSV or JSON Lines, by
+    /// extension) as the journal has it now, during or after a run. Local or
+    /// s3:// (needs the run's region and credentials).
+    #[arg(long, help_heading = INPUT_OUTPUT, value_name = "FILE", conflicts_with_all = ["failures", "json"])]
+    pub manifest: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The input CSV the shards were run on (local or s3://).
-    #[arg(long, short = 'i', value_name = "CSV")]
+    /// The input the shards were run on (a file, directory or s3:// path).
+    #[arg(long, short = 'i', value_name = "PATH")]
     pub input: String,
 
     /// Number of shards.
     #[arg(long, value_name = "N")]
     pub shard_count: u32,
 
-    /// The shards' output CSVs, with `{shard}` where the index goes.
+    /// The input's format when its name does not say (as `run --input-format`).
+    #[arg(long, value_name = "FORMAT")]
+    pub input_format: Option<crate::table::TableFormat>,
+
+    /// The input's URL column, as the shards were run with (`run --url-column`).
+    #[arg(long, value_name = "NAME")]
+    pub url_column: Option<String>,
+
+    /// The shards' output files, with `{shard}` where the index goes.
     #[arg(long, value_name = "PATTERN")]
     pub from: String,
 
-    /// The shards' failed CSVs, with `{shard}` where the index goes.
+    /// The shards' failed files, with `{shard}` where the index goes.
     #[arg(long, value_name = "PATTERN")]
     pub from_failed: Option<String>,
 
-    /// The merged output CSV.
-    #[arg(long, short = 'o', value_name = "CSV")]
+    /// The shards' manifests, with `{shard}` where the index goes.
+    #[arg(long, value_name = "PATTERN")]
+    pub from_manifest: Option<String>,
+
+    /// The merged output file (CSV, Parquet or JSON Lines, by extension).
+    #[arg(long, short = 'o', value_name = "FILE")]
     pub output: String,
 
-    /// The merged failed CSV.
-    #[arg(long, value_name = "CSV", requires = "from_failed")]
+    /// The merged failed file.
+    #[arg(long, value_name = "FILE", requires = "from_failed")]
     pub output_failed: Option<String>,
+
+    /// The merged manifest, in row order.
+    #[arg(long, value_name = "FILE", requires = "from_manifest")]
+    pub manifest: Option<String>,
 
     /// Region for s3:// paths.
     #[arg(long, env = "AWS_REGION")]

@@ -10,30 +10,50 @@ use super::tuning::TuningArgs;
 #[derive(Debug, Args)]
 #[command(next_help_heading = INPUT_OUTPUT)]
 pub struct RunArgs {
-    /// Input CSV: a header `url` and one image URL per row.
-    #[arg(long, short = 'i', value_name = "CSV")]
+    /// The image URLs: a CSV with the one column `url`, or a CSV, TSV,
+    /// Parquet or JSON Lines file with a `url` column (or --url-column),
+    /// plain or .gz/.zst; or a directory or `s3://bucket/prefix/` of part
+    /// files, read in name order (`_SUCCESS`, `.crc` and hidden files are
+    /// skipped).
+    #[arg(long, short = 'i', value_name = "PATH")]
     pub input: String,
 
-    /// Output CSV with the columns url,input,output,s3url, one row per successful input row.
-    #[arg(long, short = 'o', value_name = "CSV")]
+    /// The input's format when its name does not say (.csv, .tsv, .parquet,
+    /// .jsonl, .ndjson, .json; default: CSV).
+    #[arg(long, value_name = "FORMAT", env = "BATCHIMG_INPUT_FORMAT")]
+    pub input_format: Option<crate::table::TableFormat>,
+
+    /// Output file with the columns url,input,output,s3url, one row per
+    /// successful input row: Parquet if it ends in .parquet, JSON Lines in
+    /// .jsonl, else CSV.
+    #[arg(long, short = 'o', value_name = "FILE")]
     pub output: String,
 
-    /// Write the rows that failed here, in the input format, ready to be run again.
-    #[arg(long, value_name = "CSV")]
+    /// Write the rows that failed here (CSV, Parquet or JSON Lines, by
+    /// extension), ready to be run again with the same flags.
+    #[arg(long, value_name = "FILE")]
     pub output_failed: Option<String>,
+
+    /// Write one row per input row, in input order, saying what became of it
+    /// (state, reason, key, sizes, hash, engine…): Parquet, CSV or JSON Lines
+    /// by extension. Written whole when the run ends; `status --manifest`
+    /// writes one at any time.
+    #[arg(long, value_name = "FILE", env = "BATCHIMG_MANIFEST")]
+    pub manifest: Option<String>,
 
     /// Discard an unfinished run in the state directory and start over.
     #[arg(long)]
     pub fresh: bool,
 
-    /// Take the URL from this column of a wider CSV (default: the input must
-    /// have exactly one column, `url`).
+    /// Take the URL from this column (default: `url`; a CSV without
+    /// --url-column or --keep-columns must have exactly that one column).
     #[arg(long, value_name = "NAME", env = "BATCHIMG_URL_COLUMN")]
     pub url_column: Option<String>,
 
-    /// Copy the input's other columns, in order, after the output CSV's own
-    /// and into the failed CSV (which stays an input for the same flags).
-    #[arg(long, requires = "url_column", env = "BATCHIMG_KEEP_COLUMNS", value_parser = clap::builder::FalseyValueParser::new())]
+    /// Copy the input's other columns, in order and with their types, after
+    /// the output file's own, into the failed file (which stays an input for
+    /// the same flags) and into the manifest.
+    #[arg(long, env = "BATCHIMG_KEEP_COLUMNS", value_parser = clap::builder::FalseyValueParser::new())]
     pub keep_columns: bool,
 
     /// Field delimiter of the input and output CSVs: one character, or `tab` [default: ,].

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::error::{CommandError, fatal, usage};
-use crate::journal::Journal;
+use crate::journal::{Journal, Rows};
 use crate::location::Location;
 use crate::manifest::{self, ResultWriter};
 use crate::settings::Settings;
 use crate::store::s3::S3Store;
 
-/// Writes the output and failed CSVs where the settings say.
+/// Writes the output, failed and manifest files where the settings say.
 pub(super) async fn publish_results(
     journal: &Arc<Journal>,
     settings: &Settings,
@@ -21,21 +21,24 @@ pub(super) async fn publish_results(
 ) -> Result<manifest::Written, CommandError> {
     let j = Arc::clone(journal);
     let keep_paths = !settings.delete_local;
-    let format = settings.csv.clone();
+    let shape = settings.shape.clone();
     let output = settings.output.clone();
     let failed = settings.output_failed.clone();
     let (written, staged) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let mut out = staging_file(&output)?;
         let mut failed_file = failed.as_ref().map(staging_file).transpose()?;
-        let kept_header = j.run_info()?.kept_header;
+        let kept = j.run_info()?.kept_columns;
         let mut results = ResultWriter::new(
-            out.as_file_mut(),
-            failed_file
-                .as_mut()
-                .map(|f| f.as_file_mut() as &mut dyn std::io::Write),
+            (out.as_file_mut(), manifest::output_format(&output)),
+            failed_file.as_mut().zip(failed.as_ref()).map(|(f, loc)| {
+                (
+                    f.as_file_mut() as &mut (dyn std::io::Write + Send),
+                    manifest::output_format(loc),
+                )
+            }),
             keep_paths,
-            &format,
-            &kept_header,
+            &shape,
+            &kept,
         )?;
         j.for_each_resolved(|_, url, rec, kept| results.row(url, rec, kept))?;
         let written = results.finish()?;
@@ -49,7 +52,40 @@ pub(super) async fn publish_results(
     if let (Some(file), Some(loc)) = (failed_file, &settings.output_failed) {
         commit_file(file, loc, Some(store)).await?;
     }
+    if let Some(loc) = &settings.manifest {
+        let rows = Arc::clone(journal) as Arc<dyn Rows>;
+        write_manifest(rows, loc, settings.shape.delimiter, Some(store)).await?;
+    }
     Ok(written)
+}
+
+/// Writes the per-row manifest of a journal to `loc`, whole or not at all.
+pub(super) async fn write_manifest(
+    journal: Arc<dyn Rows>,
+    loc: &Location,
+    delimiter: u8,
+    store: Option<&S3Store>,
+) -> Result<u64, CommandError> {
+    let j = journal;
+    let target = loc.clone();
+    let (rows, file) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut file = staging_file(&target)?;
+        let kept = j.run_info()?.kept_columns;
+        let format = manifest::output_format(&target);
+        let mut rows = 0u64;
+        let mut m = manifest::RowManifest::new((file.as_file_mut(), format), delimiter, &kept)?;
+        j.for_each_resolved(&mut |row, url, rec, kept| {
+            rows += 1;
+            m.row(row, url, rec, kept)
+        })?;
+        m.finish().context("writing the manifest")?;
+        Ok((rows, file))
+    })
+    .await
+    .map_err(|e| fatal(anyhow::anyhow!(e)))?
+    .map_err(fatal)?;
+    commit_file(file, loc, store).await?;
+    Ok(rows)
 }
 
 /// Staging files are `.batchimg-<pid>-<random>.csv.tmp`: the pid tells a
@@ -60,7 +96,7 @@ const STAGING_SUFFIX: &str = ".csv.tmp";
 /// Removes the staging files that processes which no longer run left next to
 /// the local outputs (a write killed half-way).
 fn remove_stale_staging(settings: &Settings) {
-    for loc in std::iter::once(&settings.output).chain(settings.output_failed.as_ref()) {
+    for loc in settings.outputs() {
         let Location::Local(path) = loc else { continue };
         let dir = path
             .parent()
@@ -155,7 +191,12 @@ pub(super) async fn commit_file(
                         "{loc}: s3:// paths need a region and credentials"
                     ))
                 })?
-                .put_to(bucket, key, body.into(), "text/csv")
+                .put_to(
+                    bucket,
+                    key,
+                    body.into(),
+                    manifest::content_type(manifest::output_format(loc)),
+                )
                 .await
                 .map_err(|e| {
                     fatal(anyhow::anyhow!(
@@ -171,7 +212,7 @@ pub(super) async fn commit_file(
 /// clears what killed writes left there.
 pub(super) fn check_output_dirs(settings: &Settings) -> Result<(), CommandError> {
     remove_stale_staging(settings);
-    for loc in std::iter::once(&settings.output).chain(settings.output_failed.as_ref()) {
+    for loc in settings.outputs() {
         if let Location::Local(path) = loc {
             let dir = path
                 .parent()

@@ -17,6 +17,11 @@ pub async fn resume(
     let run = journal.run_info().map_err(super::journal_error)?;
     let mut settings = run.settings.clone();
     crate::resolve::apply(&mut settings, &args.tuning).map_err(usage)?;
+    if let Some(m) = &args.manifest {
+        let loc = crate::location::Location::parse(m)
+            .map_err(|e| usage(anyhow::anyhow!("--manifest: {e}")))?;
+        settings.manifest = Some(loc);
+    }
     crate::resolve::reload_http(&mut settings.http, &args.headers).map_err(usage)?;
     super::outputs::check_output_dirs(&settings)?;
     let reports = super::Reports::bind(&args.report)?;

@@ -21,27 +21,29 @@ pub async fn run(
     let reports = super::Reports::bind(&args.report)?;
     let state_dir = state_dir(&args.state.state_dir, settings.shard);
 
-    // A local input's header is checked before anything else; an S3 input
-    // needs the store first. The rows are checked while they are recorded.
-    let (store, input, _downloaded) = match &settings.input {
+    // A local input's columns are checked before anything else; an S3
+    // input needs the store first. The rows are checked while they are recorded.
+    let naming = settings
+        .key_template
+        .as_ref()
+        .map(|t| (t, settings.store.prefix.as_str()));
+    let (store, input) = match &settings.input {
         Location::Local(path) => {
-            manifest::read_input(path, &settings.csv).map_err(usage)?;
-            (super::connect_store(&settings).await?, path.clone(), None)
+            let parts = manifest::list_parts(path).map_err(usage)?;
+            manifest::read_input(parts.clone(), &settings.shape, naming).map_err(usage)?;
+            (super::connect_store(&settings).await?, Input::local(parts))
         }
         Location::S3 { bucket, key } => {
             let store = super::connect_store(&settings).await?;
-            let file = download_input(&store, bucket, key).await?;
-            (store, file.path().to_path_buf(), Some(file))
+            let input = download_input(&store, bucket, key).await?;
+            (store, input)
         }
     };
-    let mut rows = manifest::read_input(&input, &settings.csv).map_err(usage)?;
-    if let Some(template) = &settings.key_template {
-        rows.name_rows(template, &settings.store.prefix)
-            .map_err(usage)?;
-    }
-    let kept_header = rows.kept_header().to_vec();
+    let rows = manifest::read_input(input.parts.clone(), &settings.shape, naming)
+        .map_err(|e| usage(input.shown(e)))?;
+    let kept_columns = rows.kept_columns();
 
-    let input_hash = hash_input(input.clone()).await?;
+    let input_hash = hash_input(input.parts.clone()).await?;
     let now = now_ms();
     let info = RunInfo {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -53,23 +55,35 @@ pub async fn run(
         finished_ms: None,
         session_started_ms: now,
         session_done_at_start: 0,
-        kept_header,
+        kept_columns,
     };
     let fresh = args.fresh;
     let shard = settings.shard;
     let started = std::time::Instant::now();
     let dir = state_dir.clone();
+    let shown = input.shown.clone();
     let journal = tokio::task::spawn_blocking(move || {
-        let rows = rows.filter(move |r| match (r, shard) {
+        // The kept columns' types are final only once every row is read.
+        let rows = std::cell::RefCell::new(rows);
+        let each = std::iter::from_fn(|| rows.borrow_mut().next());
+        let each = each.filter(move |r| match (r, shard) {
             (Ok(row), Some(s)) => s.contains(&row.url),
             _ => true,
         });
-        Journal::create(
+        let created = Journal::create(
             &dir,
             info,
             fresh,
-            rows.map(|r| r.map_err(anyhow::Error::from)),
-        )
+            each.map(|r| {
+                r.map_err(|e| match &shown {
+                    Some((tmp, s3)) => anyhow::anyhow!(e.to_string().replace(tmp.as_str(), s3)),
+                    None => anyhow::Error::from(e),
+                })
+            }),
+            |run| run.kept_columns = rows.borrow().kept_columns(),
+        );
+        drop(input);
+        created
     })
     .await
     .map_err(|e| fatal(anyhow::anyhow!(e)))?
@@ -103,36 +117,122 @@ pub async fn run(
     .await
 }
 
-/// Copies an `s3://` input to a temporary file.
+/// The input's part files on this machine, and what they are called in
+/// errors when they are copies of `s3://` objects.
+pub struct Input {
+    pub parts: Vec<PathBuf>,
+    /// (the copies' directory, the `s3://bucket` it stands for).
+    shown: Option<(String, String)>,
+    /// Holds the copies until the input is read.
+    _copies: Option<tempfile::TempDir>,
+}
+
+impl Input {
+    fn local(parts: Vec<PathBuf>) -> Input {
+        Input {
+            parts,
+            shown: None,
+            _copies: None,
+        }
+    }
+
+    /// An error about a copy, naming the `s3://` object instead.
+    fn shown(&self, e: manifest::InputError) -> anyhow::Error {
+        match &self.shown {
+            Some((tmp, s3)) => anyhow::anyhow!(e.to_string().replace(tmp.as_str(), s3)),
+            None => e.into(),
+        }
+    }
+}
+
+/// Copies an `s3://` input (an object, or every part file under a prefix)
+/// to a temporary directory, one object at a time and streamed to disk, so
+/// the input's size never meets the memory budget.
 pub async fn download_input(
     store: &S3Store,
     bucket: &str,
     key: &str,
-) -> Result<tempfile::NamedTempFile, CommandError> {
-    let body = store.get_from(bucket, key).await.map_err(|e| {
+) -> Result<Input, CommandError> {
+    let shown = |k: &str| format!("s3://{bucket}/{k}");
+    let err = |k: &str, e: crate::store::StoreError| {
         usage(anyhow::anyhow!(
-            "cannot read s3://{bucket}/{key}: {}",
+            "cannot read {}: {}",
+            shown(k),
             crate::error::chain(&e)
         ))
-    })?;
-    let body = body.ok_or_else(|| usage(anyhow::anyhow!("s3://{bucket}/{key} does not exist")))?;
-    let file = tempfile::Builder::new()
+    };
+    let dir = tempfile::Builder::new()
         .prefix("batchimg-input-")
-        .suffix(".csv")
-        .tempfile()
+        .tempdir()
         .map_err(fatal)?;
-    std::fs::write(file.path(), &body).map_err(fatal)?;
-    Ok(file)
+    let copy = |k: &str| dir.path().join(k);
+    let mut parts = Vec::new();
+    if !key.is_empty() && !key.ends_with('/') {
+        let path = copy(key);
+        std::fs::create_dir_all(path.parent().expect("a file in the directory")).map_err(fatal)?;
+        if store
+            .download_to(bucket, key, &path)
+            .await
+            .map_err(|e| err(key, e))?
+        {
+            parts.push(path);
+        }
+    }
+    if parts.is_empty() {
+        let prefix = if key.is_empty() || key.ends_with('/') {
+            key.to_string()
+        } else {
+            format!("{key}/")
+        };
+        let listed = store
+            .list_from(bucket, &prefix)
+            .await
+            .map_err(|e| err(&prefix, e))?;
+        for (k, size) in listed {
+            let rel = &k[prefix.len()..];
+            if size == 0 || rel.is_empty() || !rel.split('/').all(manifest::is_part_name) {
+                continue;
+            }
+            let path = copy(&k);
+            std::fs::create_dir_all(path.parent().expect("a file in the directory"))
+                .map_err(fatal)?;
+            if store
+                .download_to(bucket, &k, &path)
+                .await
+                .map_err(|e| err(&k, e))?
+            {
+                parts.push(path);
+            }
+        }
+        if parts.is_empty() {
+            return Err(usage(anyhow::anyhow!(
+                "{} does not exist, and holds no part files",
+                shown(key)
+            )));
+        }
+    }
+    let tmp = format!("{}/", dir.path().display());
+    Ok(Input {
+        parts,
+        shown: Some((tmp, format!("s3://{bucket}/"))),
+        _copies: Some(dir),
+    })
 }
 
-async fn hash_input(path: PathBuf) -> Result<String, CommandError> {
-    let shown = path.display().to_string();
-    tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+/// Blake3 over the parts, in order.
+async fn hash_input(parts: Vec<PathBuf>) -> Result<String, CommandError> {
+    tokio::task::spawn_blocking(move || -> Result<String, String> {
         let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(std::fs::File::open(path)?)?;
+        for path in &parts {
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            hasher
+                .update_reader(file)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        }
         Ok(hasher.finalize().to_hex().to_string())
     })
     .await
     .map_err(|e| fatal(anyhow::anyhow!(e)))?
-    .map_err(|e| usage(anyhow::anyhow!("cannot read {shown}: {e}")))
+    .map_err(|e| usage(anyhow::anyhow!(e)))
 }

@@ -54,6 +54,38 @@ impl RunState {
     }
 }
 
+/// `status --manifest FILE`: the per-row manifest as the journal has it
+/// now, written whole, during or after a run.
+pub async fn manifest(args: StatusArgs) -> Result<ExitStatus, CommandError> {
+    let journal = ReadJournal::open(&args.state.state_dir).map_err(super::journal_error)?;
+    let run = journal.run_info().map_err(super::journal_error)?;
+    let target = args.manifest.as_deref().unwrap_or_default();
+    let loc = crate::location::Location::parse(target)
+        .map_err(|e| crate::error::usage(anyhow::anyhow!("--manifest: {e}")))?;
+    let store = match &loc {
+        crate::location::Location::S3 { .. } => {
+            Some(crate::store::s3::S3Store::connect(&run.settings.store, run.settings.retry).await)
+        }
+        crate::location::Location::Local(path) => {
+            let dir = super::outputs::dir_of(path);
+            if !dir.is_dir() {
+                return Err(crate::error::usage(anyhow::anyhow!(
+                    "cannot write {}: directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+            None
+        }
+    };
+    let journal = std::sync::Arc::new(journal) as std::sync::Arc<dyn crate::journal::Rows>;
+    let rows =
+        super::outputs::write_manifest(journal, &loc, run.settings.shape.delimiter, store.as_ref())
+            .await?;
+    tracing::info!(rows, "wrote the manifest to {loc}");
+    Ok(ExitStatus::Success)
+}
+
 pub fn status(args: StatusArgs) -> Result<ExitStatus, CommandError> {
     let journal = ReadJournal::open(&args.state.state_dir).map_err(super::journal_error)?;
     let mut out = io::stdout().lock();

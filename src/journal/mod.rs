@@ -28,6 +28,7 @@ use redb::{Database, ReadableDatabase};
 use crate::job::{
     Counts, InputRow, JobRecord, JobState, RetryFailed, StateKind, Suspicion, now_ms,
 };
+use crate::table::Value;
 pub use lock::StateLock;
 pub use read::ReadJournal;
 use tables::{
@@ -56,11 +57,15 @@ impl Journal {
     /// Starts a new journal from input rows, replacing a finished one. The file
     /// appears under its real name only once every row is in, so an input
     /// that fails validation half-way leaves no journal behind.
+    ///
+    /// `finish` completes the run's facts once every row is read (the kept
+    /// columns' types, which JSON Lines only settles at its last line).
     pub fn create<I>(
         state_dir: &Path,
         mut run: RunInfo,
         fresh: bool,
         rows: I,
+        finish: impl FnOnce(&mut RunInfo),
     ) -> Result<Journal, CreateError>
     where
         I: IntoIterator<Item = Result<InputRow, anyhow::Error>>,
@@ -88,11 +93,11 @@ impl Journal {
         let _ = std::fs::remove_file(&tmp);
         let db = open_db(&tmp)?;
         let mut seen: HashMap<[u8; 16], u64> = HashMap::new();
-        let mut batch: Vec<(u64, JobRecord, Vec<String>)> = Vec::with_capacity(INGEST_BATCH);
+        let mut batch: Vec<(u64, JobRecord, Vec<Value>)> = Vec::with_capacity(INGEST_BATCH);
         let mut counts = (0u64, 0u64); // (pending, duplicates)
         let mut total = 0u64;
         let flush = |db: &Database,
-                     batch: &mut Vec<(u64, JobRecord, Vec<String>)>|
+                     batch: &mut Vec<(u64, JobRecord, Vec<Value>)>|
          -> Result<(), JournalError> {
             let txn = begin_write(db)?;
             {
@@ -140,6 +145,7 @@ impl Journal {
         }
         flush(&db, &mut batch)?;
         drop(seen);
+        finish(&mut run);
         run.rows = total;
         run.duplicates = counts.1;
         let txn = begin_write(&db)?;
@@ -283,38 +289,76 @@ impl Journal {
         Ok(())
     }
 
-    /// Visits every row in input order, giving a duplicate its first row's record.
+    /// Visits every row in input order with the record that says what
+    /// became of it (a repeated URL's row gets its first row's) and its kept
+    /// cells.
     pub fn for_each_resolved(
         &self,
-        mut visit: impl FnMut(u64, &str, &JobRecord, &[String]) -> anyhow::Result<()>,
+        visit: impl FnMut(u64, &str, &JobRecord, &[Value]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let txn = self.db.begin_read()?;
-        let jobs = txn.open_table(JOBS)?;
-        let columns = txn.open_table(COLUMNS)?;
-        for entry in jobs.range(0..)? {
-            let (row, value) = entry?;
-            let rec: JobRecord = decode(value.value(), &self.path)?;
-            let kept: Vec<String> = match columns.get(row.value())? {
-                Some(v) => decode(v.value(), &self.path)?,
-                None => Vec::new(),
-            };
-            match rec.dup_of {
-                None => visit(row.value(), &rec.url, &rec, &kept)?,
-                Some(first) => {
-                    let orig = jobs
-                        .get(first)?
-                        .ok_or_else(|| anyhow::anyhow!("row {first} missing from the journal"))?;
-                    let orig: JobRecord = decode(orig.value(), &self.path)?;
-                    visit(row.value(), &rec.url, &orig, &kept)?;
-                }
-            }
-        }
-        Ok(())
+        resolved(&self.db.begin_read()?, &self.path, visit)
     }
 
     /// Starts the single writer; [`Writer::finish`] commits what is queued
     /// and stops it.
     pub fn writer(&self) -> Writer {
         writer::start(Arc::clone(&self.db), self.path.clone())
+    }
+}
+
+/// Visits every row in input order, resolved: see [`Journal::for_each_resolved`].
+pub(crate) fn resolved(
+    txn: &redb::ReadTransaction,
+    path: &Path,
+    mut visit: impl FnMut(u64, &str, &JobRecord, &[Value]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let jobs = txn.open_table(JOBS)?;
+    let columns = txn.open_table(COLUMNS)?;
+    for entry in jobs.range(0..)? {
+        let (row, value) = entry?;
+        let rec: JobRecord = decode(value.value(), path)?;
+        let kept: Vec<Value> = match columns.get(row.value())? {
+            Some(v) => decode(v.value(), path)?,
+            None => Vec::new(),
+        };
+        match rec.dup_of {
+            None => visit(row.value(), &rec.url, &rec, &kept)?,
+            Some(first) => {
+                let orig = jobs
+                    .get(first)?
+                    .ok_or_else(|| anyhow::anyhow!("row {first} missing from the journal"))?;
+                let orig: JobRecord = decode(orig.value(), path)?;
+                visit(row.value(), &rec.url, &orig, &kept)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What visits resolved rows: row number, URL, the record, the kept cells.
+pub type Visit<'a> = dyn FnMut(u64, &str, &JobRecord, &[Value]) -> anyhow::Result<()> + 'a;
+
+/// A journal's rows and facts, open for writing or read-only.
+pub trait Rows: Send + Sync {
+    fn run_info(&self) -> Result<RunInfo, JournalError>;
+    /// See [`Journal::for_each_resolved`].
+    fn for_each_resolved(&self, visit: &mut Visit) -> anyhow::Result<()>;
+}
+
+impl Rows for Journal {
+    fn run_info(&self) -> Result<RunInfo, JournalError> {
+        Journal::run_info(self)
+    }
+    fn for_each_resolved(&self, visit: &mut Visit) -> anyhow::Result<()> {
+        resolved(&self.db.begin_read()?, &self.path, visit)
+    }
+}
+
+impl Rows for ReadJournal {
+    fn run_info(&self) -> Result<RunInfo, JournalError> {
+        ReadJournal::run_info(self)
+    }
+    fn for_each_resolved(&self, visit: &mut Visit) -> anyhow::Result<()> {
+        self.resolved(visit)
     }
 }

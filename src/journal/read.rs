@@ -48,6 +48,11 @@ impl ReadJournal {
         run_info(&self.db.begin_read()?, &self.path)
     }
 
+    /// Every row in input order, resolved: see `Journal::for_each_resolved`.
+    pub fn resolved(&self, visit: &mut super::Visit) -> anyhow::Result<()> {
+        super::resolved(&self.db.begin_read()?, &self.path, visit)
+    }
+
     pub fn counts(&self) -> Result<Counts, JournalError> {
         counts(&self.db.begin_read()?)
     }

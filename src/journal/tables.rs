@@ -31,7 +31,7 @@ pub(super) const COLUMNS: TableDefinition<u64, &[u8]> = TableDefinition::new("co
 /// Bumped whenever a stored struct changes shape. 2: states carry their data.
 /// 3: kept columns and object options. 4: HTTP settings, key templates.
 /// 5: how a process died while converting a row (`Suspicion`).
-pub(super) const FORMAT_VERSION: u8 = 5;
+pub(super) const FORMAT_VERSION: u8 = 6;
 /// Hosts whose adapted limits the journal keeps for `status`.
 const HOSTS_SHOWN: usize = 5;
 const FILE_NAME: &str = "journal.redb";
@@ -73,8 +73,8 @@ pub struct RunInfo {
     /// for the throughput `status` reports.
     pub session_started_ms: u64,
     pub session_done_at_start: u64,
-    /// Names of the input columns kept beside the URL (`--keep-columns`).
-    pub kept_header: Vec<String>,
+    /// The input columns kept beside the URL (`--keep-columns`), with their types.
+    pub kept_columns: Vec<crate::table::Column>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,14 @@
-//! The files a run reads and writes: the input CSV in; the output and failed
-//! CSVs out. Both sides keep the user's delimiter and kept columns, so the
-//! failed CSV is an input for the same flags.
+//! The files a run reads and writes: the input in (CSV, TSV, Parquet or JSON
+//! Lines, one file or a directory of parts); the output, failed and manifest
+//! files out, in the format their names say. Both sides keep the kept
+//! columns and their types, so the failed file is an input for the same flags.
 
 mod input;
 mod output;
+mod rows;
+mod table;
 
-pub use input::{InputError, InputRows, read_input};
-pub use output::{OUTPUT_HEADER, ResultWriter, Written};
+pub use input::{InputError, InputRows, is_part_name, list_parts, read_input};
+pub use output::{OUTPUT_HEADER, ResultWriter, Target, Written, with_kept};
+pub use rows::{MANIFEST_COLUMNS, RowManifest};
+pub use table::{TableWriter, content_type, output_format};

@@ -1,4 +1,4 @@
-//! The output and failed CSVs, written in input order from the rows a
+//! The output and failed files, written in input order from the rows a
 //! caller visits (the journal's, or a merge's), to files the caller stages.
 
 use std::io::Write;
@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::table::TableWriter;
 use crate::job::{JobRecord, JobState};
-use crate::settings::CsvFormat;
+use crate::settings::InputShape;
+use crate::table::{Column, ColumnType, TableFormat, Value};
 
-/// Header of the output CSV.
+/// Header of the output file.
 pub const OUTPUT_HEADER: [&str; 4] = ["url", "input", "output", "s3url"];
 
 /// How many rows went where.
@@ -21,37 +23,58 @@ pub struct Written {
     pub unfinished: u64,
 }
 
-/// The output CSV (and the failed CSV) being written, one input row at a
-/// time in input order. With `--keep-columns` the kept columns follow, under
-/// their input names, and the failed CSV's header names the URL column as
-/// the input did, so that it is an input for the same flags.
+/// Names for `fixed` columns followed by `kept` ones: a kept column whose
+/// name a fixed one (or an earlier kept one) already has gets `_1`, `_2`…
+/// as DuckDB names the columns of a join.
+pub fn with_kept(fixed: Vec<Column>, kept: &[Column]) -> Vec<Column> {
+    let mut columns = fixed;
+    for k in kept {
+        let mut name = k.name.clone();
+        let mut n = 0;
+        while columns.iter().any(|c| c.name == name) {
+            n += 1;
+            name = format!("{}_{n}", k.name);
+        }
+        columns.push(Column::new(name, k.ty));
+    }
+    columns
+}
+
+/// The output file (and the failed file) being written, one input row at a
+/// time in input order. With `--keep-columns` the kept columns follow, with
+/// their types, and the failed file names the URL column as the input did,
+/// so that it is an input for the same flags.
 pub struct ResultWriter<'a> {
-    out: csv::Writer<&'a mut dyn Write>,
-    failed: Option<csv::Writer<&'a mut dyn Write>>,
+    out: TableWriter<'a>,
+    failed: Option<TableWriter<'a>>,
     /// False when local files were deleted after upload.
     keep_paths: bool,
     written: Written,
 }
 
+/// A file to write and its format.
+pub type Target<'a> = (&'a mut (dyn Write + Send), TableFormat);
+
 impl<'a> ResultWriter<'a> {
     /// Writes the headers.
     pub fn new(
-        output: &'a mut dyn Write,
-        failed: Option<&'a mut dyn Write>,
+        output: Target<'a>,
+        failed: Option<Target<'a>>,
         keep_paths: bool,
-        format: &CsvFormat,
-        kept_header: &[String],
+        shape: &InputShape,
+        kept: &[Column],
     ) -> anyhow::Result<ResultWriter<'a>> {
-        let mut builder = csv::WriterBuilder::new();
-        builder.delimiter(format.delimiter);
-        let mut out = builder.from_writer(output);
-        let kept = kept_header.iter().map(String::as_str);
-        out.write_record(OUTPUT_HEADER.iter().copied().chain(kept.clone()))?;
-        let mut failed = failed.map(|f| builder.from_writer(f));
-        if let Some(f) = failed.as_mut() {
-            let url = format.url_column.as_deref().unwrap_or("url");
-            f.write_record(std::iter::once(url).chain(kept))?;
-        }
+        let text = |n: &str| Column::new(n, ColumnType::Text);
+        let columns = with_kept(OUTPUT_HEADER.iter().map(|n| text(n)).collect(), kept);
+        let out = TableWriter::new(output.0, output.1, shape.delimiter, columns)?;
+        let failed = match failed {
+            Some((file, format)) => {
+                let url = shape.url_column.as_deref().unwrap_or("url");
+                let columns = with_kept(vec![text(url)], kept);
+                Some(TableWriter::new(file, format, shape.delimiter, columns)?)
+            }
+            None => None,
+        };
         Ok(ResultWriter {
             out,
             failed,
@@ -62,19 +85,26 @@ impl<'a> ResultWriter<'a> {
 
     /// One input row: its URL, the record that says what became of it, and
     /// its kept columns.
-    pub fn row(&mut self, url: &str, rec: &JobRecord, kept: &[String]) -> anyhow::Result<()> {
-        let kept = kept.iter().map(String::as_str);
+    pub fn row(&mut self, url: &str, rec: &JobRecord, kept: &[Value]) -> anyhow::Result<()> {
         match &rec.state {
             JobState::Uploaded(done) => {
                 self.written.succeeded += 1;
                 let (input, output) = (self.path(&done.input), self.path(&done.output));
-                let fields = [url, &input, &output, &done.s3url];
-                self.out.write_record(fields.into_iter().chain(kept))?;
+                let mut cells = vec![
+                    Value::Text(url.to_string()),
+                    Value::Text(input),
+                    Value::Text(output),
+                    Value::Text(done.s3url.clone()),
+                ];
+                cells.extend_from_slice(kept);
+                self.out.row(cells)?;
             }
             JobState::Failed(_) => {
                 self.written.failed += 1;
                 if let Some(f) = self.failed.as_mut() {
-                    f.write_record(std::iter::once(url).chain(kept))?;
+                    let mut cells = vec![Value::Text(url.to_string())];
+                    cells.extend_from_slice(kept);
+                    f.row(cells)?;
                 }
             }
             _ => self.written.unfinished += 1,
@@ -89,11 +119,11 @@ impl<'a> ResultWriter<'a> {
         }
     }
 
-    /// Flushes both files and says how many rows went where.
-    pub fn finish(mut self) -> anyhow::Result<Written> {
-        self.out.flush().context("writing the output CSV")?;
-        if let Some(mut f) = self.failed {
-            f.flush().context("writing the failed CSV")?;
+    /// Finishes both files and says how many rows went where.
+    pub fn finish(self) -> anyhow::Result<Written> {
+        self.out.finish().context("writing the output file")?;
+        if let Some(f) = self.failed {
+            f.finish().context("writing the failed file")?;
         }
         Ok(self.written)
     }
@@ -109,19 +139,29 @@ mod tests {
     fn the_headers_of_the_output_and_failed_files_are_pinned() {
         let mut shown = Vec::new();
         for (format, kept) in [
-            (CsvFormat::default(), vec![]),
+            (InputShape::default(), vec![]),
             (
-                CsvFormat {
+                InputShape {
                     url_column: Some("link".into()),
                     keep_columns: true,
                     delimiter: b'\t',
+                    format: None,
                 },
-                vec!["id".to_string(), "caption".to_string()],
+                vec![
+                    Column::new("id", ColumnType::Int),
+                    Column::new("caption", ColumnType::Text),
+                ],
             ),
         ] {
             let (mut out, mut failed) = (Vec::new(), Vec::new());
-            let writer =
-                ResultWriter::new(&mut out, Some(&mut failed), true, &format, &kept).unwrap();
+            let writer = ResultWriter::new(
+                (&mut out, TableFormat::Csv),
+                Some((&mut failed, TableFormat::Csv)),
+                true,
+                &format,
+                &kept,
+            )
+            .unwrap();
             assert_eq!(writer.finish().unwrap(), Written::default());
             shown.push(format!(
                 "output: {}failed: {}",

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::format::ImageFormat;
 use crate::image::lossless::{self, LosslessError};
 use crate::image::magick::{self, Converted, MagickError};
-use crate::job::{Classify, FailureClass, SourceFile, Systemic};
+use crate::job::{Classify, Engine, FailureClass, ImageFacts, SourceFile, Systemic};
 use crate::journal::quarantine::Quarantine;
 use crate::memory::{Budget, Lease};
 use crate::options::{JpegEngine, Limits};
@@ -35,6 +35,8 @@ pub struct Output {
     /// Time spent waiting for room in the memory budget and for a free
     /// core before converting; zero when an output was reused.
     pub wait: Duration,
+    /// What the conversion made; `None` when an earlier run's output was reused.
+    pub image: Option<ImageFacts>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +278,10 @@ impl Converter {
                 l
             }
         };
+        let engine = match job {
+            Job::Lossless(_) => Engine::Lossless,
+            Job::Magick(_) => Engine::ImageMagick,
+        };
         let alone = alone || self.quarantine.careful;
         let permits = if alone { self.permits_total() } else { 1 };
         let permit = Arc::clone(&self.permits)
@@ -327,6 +333,12 @@ impl Converter {
             source,
         })?;
         lease.shrink_to(converted.bytes.len() as u64);
+        let image = ImageFacts {
+            width: u32::try_from(converted.width).unwrap_or(u32::MAX),
+            height: u32::try_from(converted.height).unwrap_or(u32::MAX),
+            bytes: converted.bytes.len() as u64,
+            engine,
+        };
         crate::metrics::get().stage_time("convert", elapsed);
         crate::metrics::get().stage_wait("convert", wait);
         Ok(Some(Output {
@@ -335,6 +347,7 @@ impl Converter {
             lease,
             elapsed,
             wait,
+            image: Some(image),
         }))
     }
 
@@ -352,6 +365,7 @@ impl Converter {
             lease,
             elapsed: Duration::ZERO,
             wait: Duration::ZERO,
+            image: None,
         })
     }
 

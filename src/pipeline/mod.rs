@@ -51,7 +51,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::magick;
 use crate::job::{
-    Failure, FailureClass, JobRecord, JobState, SourceFile, Suspicion, Systemic, Uploaded, now_ms,
+    Failure, FailureClass, JobRecord, JobState, SourceFacts, SourceFile, Suspicion, Systemic,
+    Uploaded, now_ms,
 };
 use crate::journal::Writer;
 use crate::journal::quarantine::Quarantine;
@@ -269,7 +270,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 }
                 if let Some(key) = self.index.lookup(&rec.url, &self.upload).await? {
                     let input = self.fetch.left_behind_path(&rec.url);
-                    return Ok(self.reused(&key, input, self.kept_output(&key)));
+                    return Ok(self.reused(&key, None, input, self.kept_output(&key)));
                 }
                 let fetched = self.fetch.fetch(&rec.url).await?;
                 carry.figures.fetched(&fetched);
@@ -286,7 +287,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 let input = Some(source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
-                        .map(|out| self.reused(&target.key, input, out))
+                        .map(|out| self.reused(&target.key, Some(source.facts()), input, out))
                         .map_err(Setback::Failed);
                 }
                 let held = carry.source.take();
@@ -294,7 +295,12 @@ impl<S: ObjectStore> Pipeline<S> {
                     return Ok(JobState::Pending);
                 };
                 if self.upload.stored_before(&target).await? {
-                    return Ok(self.reused(&target.key, input, self.kept_output(&target.content)));
+                    return Ok(self.reused(
+                        &target.key,
+                        Some(source.facts()),
+                        input,
+                        self.kept_output(&target.content),
+                    ));
                 }
                 let alone = rec.suspect.is_some();
                 let job = Input {
@@ -313,6 +319,7 @@ impl<S: ObjectStore> Pipeline<S> {
                     source: source.clone(),
                     output,
                     key: target.key,
+                    image: out.image,
                 })
             }
             // The output is here (or is made again from the source if its
@@ -321,6 +328,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 source,
                 output,
                 key,
+                image,
             } => {
                 let named = matches!(rec.name, Some(Ok(_)));
                 let target =
@@ -328,7 +336,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 let input = || (!recovered || source.path.exists()).then(|| source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
-                        .map(|out| self.reused(key, input(), out))
+                        .map(|out| self.reused(key, Some(source.facts()), input(), out))
                         .map_err(Setback::Failed);
                 }
                 let (body, _lease) = match carry.output.take() {
@@ -353,6 +361,8 @@ impl<S: ObjectStore> Pipeline<S> {
                     reused: stored.reused,
                     input: input(),
                     output: Some(output.clone()),
+                    source: Some(source.facts()),
+                    image: *image,
                 }))
             }
             // Final states are never stepped; returning them ends the loop.
@@ -408,13 +418,21 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     /// The state of a row whose object was already in the bucket.
-    fn reused(&self, key: &str, input: Option<PathBuf>, output: Option<PathBuf>) -> JobState {
+    fn reused(
+        &self,
+        key: &str,
+        source: Option<SourceFacts>,
+        input: Option<PathBuf>,
+        output: Option<PathBuf>,
+    ) -> JobState {
         JobState::Uploaded(Uploaded {
             key: key.to_string(),
             s3url: self.upload.object_url(key),
             reused: true,
             input,
             output,
+            source,
+            image: None,
         })
     }
 

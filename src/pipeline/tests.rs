@@ -137,6 +137,7 @@ impl Resume {
             path,
             hash: *blake3::hash(&self.image).as_bytes(),
             format: ImageFormat::Jpeg,
+            bytes: self.image.len() as u64,
         }
     }
 
@@ -163,7 +164,7 @@ impl Resume {
             finished_ms: None,
             session_started_ms: 0,
             session_done_at_start: 0,
-            kept_header: Vec::new(),
+            kept_columns: Vec::new(),
         };
         let rows = std::iter::once(Ok(crate::job::InputRow {
             row: 0,
@@ -171,7 +172,7 @@ impl Resume {
             kept: Vec::new(),
             name: None,
         }));
-        let journal = Arc::new(Journal::create(&state_dir, info, true, rows).unwrap());
+        let journal = Arc::new(Journal::create(&state_dir, info, true, rows, |_| {}).unwrap());
         let crashed = journal.writer();
         let mut rec = JobRecord::new(self.url.clone(), None);
         rec.state = state;
@@ -293,6 +294,7 @@ async fn a_processed_row_uploads_its_output_without_the_source_or_a_conversion()
             source,
             output: output.clone(),
             key: r.key(),
+            image: None,
         })
         .await;
     assert_eq!(
@@ -322,6 +324,7 @@ async fn a_processed_row_whose_output_is_gone_is_converted_again_from_its_source
             source,
             output,
             key: r.key(),
+            image: None,
         })
         .await;
     assert_eq!(requests.gets, 0);
@@ -359,6 +362,8 @@ async fn an_uploaded_row_makes_no_request_at_all() {
         reused: false,
         input: None,
         output: None,
+        source: None,
+        image: None,
     };
     let (requests, rec) = r.run(JobState::Uploaded(done.clone())).await;
     assert_eq!(
@@ -412,6 +417,7 @@ async fn with_delete_local_no_file_is_written_and_nothing_is_lost() {
         path: again.settings().work_dir.join("in/never-written.jpg"),
         hash: *blake3::hash(&again.image).as_bytes(),
         format: ImageFormat::Jpeg,
+        bytes: again.image.len() as u64,
     };
     let (requests, rec) = again.run(JobState::Downloaded { source }).await;
     assert_eq!((requests.gets, requests.puts), (1, 1));

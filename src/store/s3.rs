@@ -263,6 +263,96 @@ impl S3Store {
         result
     }
 
+    /// Every object under `prefix` of another bucket (`--input s3://…/`),
+    /// with its size, in key order.
+    pub async fn list_from(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (result, _) = with_retry(&self.retry, "LIST", || async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .set_expected_bucket_owner(self.owner_of(bucket))
+                    .set_request_payer(self.request_payer())
+                    .send()
+                    .await
+                    .inspect(|_| answered("LIST"))
+                    .map_err(|e| classify("LIST", prefix, e))
+            })
+            .await;
+            let out = result?;
+            all.extend(out.contents().iter().filter_map(|o| {
+                let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                Some((o.key()?.to_string(), size))
+            }));
+            token = out.next_continuation_token().map(String::from);
+            if token.is_none() || !out.is_truncated().unwrap_or(false) {
+                break;
+            }
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    /// Streams an object of another bucket into `path`, so a large input
+    /// part never sits in memory; false when there is no such object.
+    pub async fn download_to(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<bool, StoreError> {
+        let (result, _) = with_retry(&self.retry, "download", || async {
+            let request = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .set_expected_bucket_owner(self.owner_of(bucket))
+                .set_request_payer(self.request_payer());
+            let mut response = match request.send().await {
+                Ok(r) => r,
+                Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(false),
+                Err(e) => return Err(classify("GET", key, e)),
+            };
+            answered("GET");
+            let local = |e: std::io::Error| StoreError {
+                op: "GET",
+                key: key.to_string(),
+                kind: StoreErrorKind::Rejected,
+                status: None,
+                retry_after: None,
+                source: Some(Box::new(e)),
+            };
+            let mut file = tokio::fs::File::create(path).await.map_err(local)?;
+            while let Some(chunk) = response.body.try_next().await.map_err(|e| StoreError {
+                op: "GET",
+                key: key.to_string(),
+                kind: StoreErrorKind::Network,
+                status: None,
+                retry_after: None,
+                source: Some(Box::new(e)),
+            })? {
+                tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                    .await
+                    .map_err(local)?;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(local)?;
+            Ok(true)
+        })
+        .await;
+        result
+    }
+
     /// Writes an object of another bucket (`--output s3://…`).
     pub async fn put_to(
         &self,

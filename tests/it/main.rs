@@ -22,3 +22,4 @@ mod reports;
 mod security;
 mod shard;
 mod spec;
+mod warehouse;

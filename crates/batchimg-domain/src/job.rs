@@ -28,6 +28,51 @@ pub struct SourceFile {
     pub hash: [u8; 32],
     /// What the bytes were sniffed as.
     pub format: ImageFormat,
+    /// Size of the downloaded bytes.
+    pub bytes: u64,
+}
+
+/// What a conversion made: the manifest's width, height, output size and engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFacts {
+    pub width: u32,
+    pub height: u32,
+    /// Size of the grayscale output.
+    pub bytes: u64,
+    pub engine: Engine,
+}
+
+/// Which engine converted an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Engine {
+    /// The lossless JPEG transform (libjpeg-turbo).
+    Lossless,
+    ImageMagick,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Lossless => "lossless",
+            Engine::ImageMagick => "imagemagick",
+        }
+    }
+}
+
+/// What is known of a row's source once it is uploaded: its blake3 and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFacts {
+    pub hash: [u8; 32],
+    pub bytes: u64,
+}
+
+impl SourceFile {
+    pub fn facts(&self) -> SourceFacts {
+        SourceFacts {
+            hash: self.hash,
+            bytes: self.bytes,
+        }
+    }
 }
 
 /// Where a row is in its life.
@@ -42,6 +87,8 @@ pub enum JobState {
         source: SourceFile,
         output: PathBuf,
         key: String,
+        /// What the conversion made; `None` when an earlier run's output was reused.
+        image: Option<ImageFacts>,
     },
     /// The object is in the bucket.
     Uploaded(Uploaded),
@@ -62,6 +109,11 @@ pub struct Uploaded {
     pub input: Option<PathBuf>,
     /// The converted file, likewise.
     pub output: Option<PathBuf>,
+    /// The source, when this row downloaded it (not when the URL index
+    /// answered for it).
+    pub source: Option<SourceFacts>,
+    /// The conversion, when this row converted it.
+    pub image: Option<ImageFacts>,
 }
 
 /// A state's name without its data, for counters and `status`.
@@ -369,11 +421,11 @@ impl JobRecord {
 
 /// One data row of the input: its number (data rows from 0, so the input
 /// order), its URL, and the other columns when `--keep-columns` asks for them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputRow {
     pub row: u64,
     pub url: String,
-    pub kept: Vec<String>,
+    pub kept: Vec<crate::table::Value>,
     /// The object name `--key-template` gives the row, or why it gives none.
     pub name: Option<Result<ObjectName, String>>,
 }
@@ -500,6 +552,7 @@ mod tests {
             path: "work/in/17207da83b7770fce81106ab583c940f.jpg".into(),
             hash: [7; 32],
             format: ImageFormat::Jpeg,
+            bytes: 1000,
         };
         let mut rec = JobRecord::new("https://example.com/a.jpg".into(), Some(3));
         rec.attempts = 2;
@@ -509,6 +562,12 @@ mod tests {
             source,
             output: "work/out/k.jpg".into(),
             key: "gray/k.jpg".into(),
+            image: Some(ImageFacts {
+                width: 640,
+                height: 480,
+                bytes: 300,
+                engine: Engine::Lossless,
+            }),
         };
         let processed = postcard::to_stdvec(&rec).unwrap();
         rec.state = JobState::Failed(Failure::new(FailureClass::ObjectName, "taken"));

@@ -11,6 +11,7 @@
 //! - [`format`]: the accepted image formats;
 //! - [`location`]: local paths and `s3://` places, with the one `s3://` parser;
 //! - [`redact`]: URLs as logs may show them;
+//! - [`table`]: typed cells of kept columns;
 //! - [`text`]: one-line error chains and counted nouns.
 
 pub mod format;
@@ -19,4 +20,5 @@ pub mod keys;
 pub mod location;
 pub mod options;
 pub mod redact;
+pub mod table;
 pub mod text;

@@ -91,6 +91,24 @@ impl Location {
         }
         Ok(Location::Local(PathBuf::from(raw)))
     }
+
+    /// Reads an input's place: like [`Location::parse`], and also
+    /// `s3://bucket/prefix/` (or `s3://bucket`), the part files under it.
+    pub fn parse_input(raw: &str) -> Result<Location, Invalid> {
+        if let Some(rest) = raw.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            if key.is_empty() || key.ends_with('/') {
+                if !is_bucket_name(bucket) {
+                    return Err(Invalid(format!("{raw:?}: {bucket:?} is not a bucket name")));
+                }
+                return Ok(Location::S3 {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                });
+            }
+        }
+        Location::parse(raw)
+    }
 }
 
 impl fmt::Display for Location {
@@ -105,6 +123,26 @@ impl fmt::Display for Location {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_may_be_a_prefix() {
+        assert_eq!(
+            Location::parse_input("s3://bkt/exports/run1/").unwrap(),
+            Location::S3 {
+                bucket: "bkt".into(),
+                key: "exports/run1/".into()
+            }
+        );
+        assert_eq!(
+            Location::parse_input("s3://bkt").unwrap(),
+            Location::S3 {
+                bucket: "bkt".into(),
+                key: String::new()
+            }
+        );
+        assert!(Location::parse_input("s3://Not_A_Bucket/").is_err());
+        assert!(Location::parse("s3://bkt/exports/").is_err());
+    }
 
     #[test]
     fn parses_local_and_s3() {

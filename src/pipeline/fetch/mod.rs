@@ -205,6 +205,7 @@ impl Fetcher {
                 path,
                 hash: body.hash,
                 format: body.format,
+                bytes: body.bytes.len() as u64,
             },
             body: body.bytes,
             lease: body.lease,
@@ -230,7 +231,16 @@ impl Fetcher {
             .find(|f| path.extension().is_some_and(|e| e == f.extension()))?;
         let body = read_file(path.clone()).await?;
         let hash = *blake3::hash(&body).as_bytes();
-        Some((SourceFile { path, hash, format }, body))
+        let bytes = body.len() as u64;
+        Some((
+            SourceFile {
+                path,
+                hash,
+                format,
+                bytes,
+            },
+            body,
+        ))
     }
 
     /// Where a download of `raw` left by an earlier run is, without reading it.

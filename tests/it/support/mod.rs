@@ -17,6 +17,7 @@ pub mod images;
 pub mod moto;
 pub mod proxy;
 pub mod tls;
+pub mod warehouse;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,258 @@
+//! Tables written a row at a time as CSV, JSON Lines or Parquet, with typed
+//! columns, so a file batchimg writes keeps the types of what it read.
+//!
+//! The output, failed and manifest files all go through [`TableWriter`]: the
+//! format follows the file's extension (`.parquet`, `.jsonl`, else CSV), and
+//! each cell is coerced to its column's type ([`Value::coerce`]).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::location::Location;
+use crate::table::{Column, ColumnType, TableFormat, Value};
+
+/// Rows buffered before they become a Parquet batch.
+const BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group: readers stream one group at a time.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The format a written file gets from its name: Parquet or JSON Lines by
+/// extension, CSV (or TSV) otherwise.
+pub fn output_format(loc: &Location) -> TableFormat {
+    let name = match loc {
+        Location::Local(p) => p.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+        Location::S3 { key, .. } => key.rsplit('/').next().unwrap_or(""),
+    };
+    TableFormat::from_name(name).unwrap_or(TableFormat::Csv)
+}
+
+/// The MIME type an uploaded file of `format` gets.
+pub fn content_type(format: TableFormat) -> &'static str {
+    match format {
+        TableFormat::Csv => "text/csv",
+        TableFormat::Tsv => "text/tab-separated-values",
+        TableFormat::Parquet => "application/vnd.apache.parquet",
+        TableFormat::Jsonl => "application/jsonl",
+    }
+}
+
+/// A table being written.
+pub struct TableWriter<'a> {
+    columns: Vec<Column>,
+    sink: Sink<'a>,
+}
+
+enum Sink<'a> {
+    Csv(Box<csv::Writer<&'a mut (dyn Write + Send)>>),
+    Jsonl(std::io::BufWriter<&'a mut (dyn Write + Send)>),
+    Parquet {
+        writer: Box<ArrowWriter<&'a mut (dyn Write + Send)>>,
+        schema: Arc<Schema>,
+        rows: Vec<Vec<Value>>,
+    },
+}
+
+impl<'a> TableWriter<'a> {
+    /// Starts a table of `columns` in `format`; a CSV gets its header now.
+    pub fn new(
+        out: &'a mut (dyn Write + Send),
+        format: TableFormat,
+        delimiter: u8,
+        columns: Vec<Column>,
+    ) -> anyhow::Result<TableWriter<'a>> {
+        let sink = match format {
+            TableFormat::Csv | TableFormat::Tsv => {
+                let delimiter = if format == TableFormat::Tsv {
+                    b'\t'
+                } else {
+                    delimiter
+                };
+                let mut w = csv::WriterBuilder::new()
+                    .delimiter(delimiter)
+                    .from_writer(out);
+                w.write_record(columns.iter().map(|c| c.name.as_str()))?;
+                Sink::Csv(Box::new(w))
+            }
+            TableFormat::Jsonl => Sink::Jsonl(std::io::BufWriter::with_capacity(64 * 1024, out)),
+            TableFormat::Parquet => {
+                let schema = Arc::new(Schema::new(
+                    columns
+                        .iter()
+                        .map(|c| Field::new(&c.name, arrow_type(c.ty), true))
+                        .collect::<Vec<_>>(),
+                ));
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .set_created_by(format!("batchimg {}", env!("CARGO_PKG_VERSION")))
+                    .build();
+                let writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props))
+                    .context("starting a Parquet file")?;
+                Sink::Parquet {
+                    writer: Box::new(writer),
+                    schema,
+                    rows: Vec::with_capacity(BATCH_ROWS),
+                }
+            }
+        };
+        Ok(TableWriter { columns, sink })
+    }
+
+    /// One row, a cell per column (missing trailing cells are null).
+    pub fn row(&mut self, cells: Vec<Value>) -> anyhow::Result<()> {
+        match &mut self.sink {
+            Sink::Csv(w) => {
+                let fields = (0..self.columns.len()).map(|i| match cells.get(i) {
+                    Some(v) => v.to_text(),
+                    None => "".into(),
+                });
+                w.write_record(fields.map(|f| f.into_owned()))?;
+            }
+            Sink::Jsonl(w) => {
+                // Keys in column order (serde_json's map would sort them).
+                w.write_all(b"{")?;
+                for (i, c) in self.columns.iter().enumerate() {
+                    if i > 0 {
+                        w.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut *w, &c.name)?;
+                    w.write_all(b":")?;
+                    let v = cells.get(i).unwrap_or(&Value::Null).coerce(c.ty);
+                    serde_json::to_writer(&mut *w, &json(&v))?;
+                }
+                w.write_all(b"}\n")?;
+            }
+            Sink::Parquet { rows, .. } => {
+                rows.push(cells);
+                if rows.len() >= BATCH_ROWS {
+                    self.flush_batch()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> anyhow::Result<()> {
+        let Sink::Parquet {
+            writer,
+            schema,
+            rows,
+        } = &mut self.sink
+        else {
+            return Ok(());
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| array(c.ty, rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null))))
+            .collect();
+        rows.clear();
+        let batch = RecordBatch::try_new(Arc::clone(schema), arrays)?;
+        writer.write(&batch).context("writing a Parquet batch")?;
+        Ok(())
+    }
+
+    /// Writes what is buffered and the file's end (Parquet's footer).
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.flush_batch()?;
+        match self.sink {
+            Sink::Csv(mut w) => w.flush()?,
+            Sink::Jsonl(mut w) => w.flush()?,
+            Sink::Parquet { writer, .. } => {
+                let out = writer.into_inner().context("finishing a Parquet file")?;
+                out.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Int => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Text => DataType::Utf8,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// One column of a batch, each cell coerced to `ty`.
+fn array<'v>(ty: ColumnType, cells: impl Iterator<Item = &'v Value>) -> ArrayRef {
+    let cells = cells.map(|v| v.coerce(ty));
+    match ty {
+        ColumnType::Bool => {
+            let mut b = BooleanBuilder::new();
+            cells.for_each(|v| {
+                b.append_option(if let Value::Bool(x) = v {
+                    Some(x)
+                } else {
+                    None
+                })
+            });
+            Arc::new(b.finish())
+        }
+        ColumnType::Int => {
+            let mut b = Int64Builder::new();
+            cells.for_each(|v| b.append_option(if let Value::Int(x) = v { Some(x) } else { None }));
+            Arc::new(b.finish())
+        }
+        ColumnType::Float => {
+            let mut b = Float64Builder::new();
+            cells.for_each(|v| {
+                b.append_option(if let Value::Float(x) = v {
+                    Some(x)
+                } else {
+                    None
+                })
+            });
+            Arc::new(b.finish())
+        }
+        ColumnType::Text => {
+            let mut b = StringBuilder::new();
+            cells.for_each(|v| match v {
+                Value::Text(s) => b.append_value(s),
+                _ => b.append_null(),
+            });
+            Arc::new(b.finish())
+        }
+        ColumnType::Timestamp => {
+            let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+            cells.for_each(|v| {
+                b.append_option(if let Value::Timestamp(x) = v {
+                    Some(x)
+                } else {
+                    None
+                })
+            });
+            Arc::new(b.finish())
+        }
+    }
+}
+
+fn json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+        }
+        Value::Text(s) => s.as_str().into(),
+        Value::Timestamp(_) => v.to_text().into_owned().into(),
+    }
+}
