@@ -183,3 +183,38 @@ fn parquet_written_by_the_table_writer_reads_back_typed() {
     let err = read(vec![path], &InputShape::default()).unwrap_err();
     assert!(err.contains("no column named \"url\""), "{err}");
 }
+
+/// `--key-template` reads a Parquet column by name, typed or not, and a
+/// column it reads that is not there is an error naming it.
+#[test]
+fn key_templates_read_parquet_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let columns = vec![
+        Column::new("url", ColumnType::Text),
+        Column::new("id", ColumnType::Int),
+    ];
+    let mut file = std::fs::File::create(&path).unwrap();
+    let mut w = TableWriter::new(&mut file, TableFormat::Parquet, b',', columns).unwrap();
+    w.row(vec![Value::Text("http://a/1.jpg".into()), Value::Int(42)])
+        .unwrap();
+    w.finish().unwrap();
+    drop(file);
+    let template = crate::keys::KeyTemplate::parse("{prefix}{column:id}.{ext}").unwrap();
+    let rows: Vec<_> = read_input(
+        vec![path.clone()],
+        &InputShape::default(),
+        Some((&template, "p/")),
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
+    let name = rows[0].name.clone().unwrap().unwrap();
+    assert_eq!(name.key("jpg"), "p/42.jpg");
+    let other = crate::keys::KeyTemplate::parse("{column:sku}.{ext}").unwrap();
+    let err = read_input(vec![path], &InputShape::default(), Some((&other, "")))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("\"sku\""), "{err}");
+}
