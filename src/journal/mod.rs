@@ -96,6 +96,7 @@ impl Journal {
         let mut batch: Vec<(u64, JobRecord, Vec<Value>)> = Vec::with_capacity(INGEST_BATCH);
         let mut counts = (0u64, 0u64); // (pending, duplicates)
         let mut total = 0u64;
+        let recorded_ms = now_ms();
         let flush = |db: &Database,
                      batch: &mut Vec<(u64, JobRecord, Vec<Value>)>|
          -> Result<(), JournalError> {
@@ -136,7 +137,7 @@ impl Journal {
             } else {
                 counts.0 += 1;
             }
-            let mut rec = JobRecord::new(input.url, dup_of);
+            let mut rec = JobRecord::new_at(input.url, dup_of, recorded_ms);
             rec.name = input.name;
             batch.push((row, rec, input.kept));
             if batch.len() >= INGEST_BATCH {

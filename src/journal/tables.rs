@@ -252,7 +252,9 @@ pub(super) fn incompatible(path: &Path, e: impl std::fmt::Display) -> JournalErr
 }
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    // Most records are under 128 bytes: one allocation, no regrowth.
+    let mut out = Vec::with_capacity(128);
+    out.push(FORMAT_VERSION);
     postcard::to_io(value, &mut out).expect("serialising to a Vec cannot fail");
     out
 }
