@@ -40,7 +40,7 @@ pub(super) async fn publish_results(
             &shape,
             &kept,
         )?;
-        j.for_each_resolved(|_, url, rec, kept| results.row(url, rec, kept))?;
+        j.for_each_resolved(&mut |_, url, rec, kept| results.row(url, rec, kept))?;
         let written = results.finish()?;
         Ok((written, (out, failed_file)))
     })
@@ -212,19 +212,19 @@ pub(super) async fn commit_file(
 /// clears what killed writes left there.
 pub(super) fn check_output_dirs(settings: &Settings) -> Result<(), CommandError> {
     remove_stale_staging(settings);
-    for loc in settings.outputs() {
-        if let Location::Local(path) = loc {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if !dir.is_dir() {
-                return Err(usage(anyhow::anyhow!(
-                    "cannot write {}: directory {} does not exist",
-                    path.display(),
-                    dir.display()
-                )));
-            }
+    settings.outputs().try_for_each(check_dir)
+}
+
+/// A local target's directory must exist before any work is done for it.
+pub(super) fn check_dir(loc: &Location) -> Result<(), CommandError> {
+    if let Location::Local(path) = loc {
+        let dir = dir_of(path);
+        if !dir.is_dir() {
+            return Err(usage(anyhow::anyhow!(
+                "cannot write {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
         }
     }
     Ok(())

@@ -61,7 +61,6 @@ pub async fn run(
     let shard = settings.shard;
     let started = std::time::Instant::now();
     let dir = state_dir.clone();
-    let shown = input.shown.clone();
     let journal = tokio::task::spawn_blocking(move || {
         // The kept columns' types are final only once every row is read.
         let rows = std::cell::RefCell::new(rows);
@@ -74,14 +73,10 @@ pub async fn run(
             &dir,
             info,
             fresh,
-            each.map(|r| {
-                r.map_err(|e| match &shown {
-                    Some((tmp, s3)) => anyhow::anyhow!(e.to_string().replace(tmp.as_str(), s3)),
-                    None => anyhow::Error::from(e),
-                })
-            }),
+            each.map(|r| r.map_err(|e| input.shown(e))),
             |run| run.kept_columns = rows.borrow().kept_columns(),
         );
+        // The copies of an s3:// input go once every row is read.
         drop(input);
         created
     })

@@ -10,15 +10,18 @@
 //! `main` turns into a quiet success.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::error::{CommandError, ExitStatus, count, fatal};
+use crate::error::{CommandError, ExitStatus, count, fatal, usage};
 use crate::job::{JobRecord, StateKind, now_ms};
-use crate::journal::{ReadJournal, RunInfo, StateLock};
+use crate::journal::{ReadJournal, Rows, RunInfo, StateLock};
+use crate::location::Location;
 use crate::redact::RawUrl;
+use crate::store::s3::S3Store;
 
 /// Failures listed in the summary; `--failures` lists them all.
 const SHOWN_FAILURES: usize = 20;
@@ -60,25 +63,15 @@ pub async fn manifest(args: StatusArgs) -> Result<ExitStatus, CommandError> {
     let journal = ReadJournal::open(&args.state.state_dir).map_err(super::journal_error)?;
     let run = journal.run_info().map_err(super::journal_error)?;
     let target = args.manifest.as_deref().unwrap_or_default();
-    let loc = crate::location::Location::parse(target)
-        .map_err(|e| crate::error::usage(anyhow::anyhow!("--manifest: {e}")))?;
+    let loc = Location::parse(target).map_err(|e| usage(anyhow::anyhow!("--manifest: {e}")))?;
+    super::outputs::check_dir(&loc)?;
     let store = match &loc {
-        crate::location::Location::S3 { .. } => {
-            Some(crate::store::s3::S3Store::connect(&run.settings.store, run.settings.retry).await)
+        Location::S3 { .. } => {
+            Some(S3Store::connect(&run.settings.store, run.settings.retry).await)
         }
-        crate::location::Location::Local(path) => {
-            let dir = super::outputs::dir_of(path);
-            if !dir.is_dir() {
-                return Err(crate::error::usage(anyhow::anyhow!(
-                    "cannot write {}: directory {} does not exist",
-                    path.display(),
-                    dir.display()
-                )));
-            }
-            None
-        }
+        Location::Local(_) => None,
     };
-    let journal = std::sync::Arc::new(journal) as std::sync::Arc<dyn crate::journal::Rows>;
+    let journal = Arc::new(journal) as Arc<dyn Rows>;
     let rows =
         super::outputs::write_manifest(journal, &loc, run.settings.shape.delimiter, store.as_ref())
             .await?;

@@ -290,16 +290,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Visits every row in input order with the record that says what
-    /// became of it (a repeated URL's row gets its first row's) and its kept
-    /// cells.
-    pub fn for_each_resolved(
-        &self,
-        visit: impl FnMut(u64, &str, &JobRecord, &[Value]) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        resolved(&self.db.begin_read()?, &self.path, visit)
-    }
-
     /// Starts the single writer; [`Writer::finish`] commits what is queued
     /// and stops it.
     pub fn writer(&self) -> Writer {
@@ -307,7 +297,7 @@ impl Journal {
     }
 }
 
-/// Visits every row in input order, resolved: see [`Journal::for_each_resolved`].
+/// Visits every row in input order, resolved: see [`Rows::for_each_resolved`].
 pub(crate) fn resolved(
     txn: &redb::ReadTransaction,
     path: &Path,
@@ -342,7 +332,9 @@ pub type Visit<'a> = dyn FnMut(u64, &str, &JobRecord, &[Value]) -> anyhow::Resul
 /// A journal's rows and facts, open for writing or read-only.
 pub trait Rows: Send + Sync {
     fn run_info(&self) -> Result<RunInfo, JournalError>;
-    /// See [`Journal::for_each_resolved`].
+    /// Visits every row in input order with the record that says what
+    /// became of it (a repeated URL's row gets its first row's) and its
+    /// kept cells.
     fn for_each_resolved(&self, visit: &mut Visit) -> anyhow::Result<()>;
 }
 
@@ -352,14 +344,5 @@ impl Rows for Journal {
     }
     fn for_each_resolved(&self, visit: &mut Visit) -> anyhow::Result<()> {
         resolved(&self.db.begin_read()?, &self.path, visit)
-    }
-}
-
-impl Rows for ReadJournal {
-    fn run_info(&self) -> Result<RunInfo, JournalError> {
-        ReadJournal::run_info(self)
-    }
-    fn for_each_resolved(&self, visit: &mut Visit) -> anyhow::Result<()> {
-        self.resolved(visit)
     }
 }

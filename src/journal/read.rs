@@ -48,11 +48,6 @@ impl ReadJournal {
         run_info(&self.db.begin_read()?, &self.path)
     }
 
-    /// Every row in input order, resolved: see `Journal::for_each_resolved`.
-    pub fn resolved(&self, visit: &mut super::Visit) -> anyhow::Result<()> {
-        super::resolved(&self.db.begin_read()?, &self.path, visit)
-    }
-
     pub fn counts(&self) -> Result<Counts, JournalError> {
         counts(&self.db.begin_read()?)
     }
@@ -110,5 +105,15 @@ impl ReadJournal {
             }
         }
         Ok((total, out))
+    }
+}
+
+impl super::Rows for ReadJournal {
+    fn run_info(&self) -> Result<RunInfo, JournalError> {
+        ReadJournal::run_info(self)
+    }
+
+    fn for_each_resolved(&self, visit: &mut super::Visit) -> anyhow::Result<()> {
+        super::resolved(&self.db.begin_read()?, &self.path, visit)
     }
 }

@@ -112,11 +112,10 @@ impl<'a> TableWriter<'a> {
     pub fn row(&mut self, cells: Vec<Value>) -> anyhow::Result<()> {
         match &mut self.sink {
             Sink::Csv(w) => {
-                let fields = (0..self.columns.len()).map(|i| match cells.get(i) {
-                    Some(v) => v.to_text(),
-                    None => "".into(),
-                });
-                w.write_record(fields.map(|f| f.into_owned()))?;
+                let fields: Vec<_> = (0..self.columns.len())
+                    .map(|i| cells.get(i).map_or("".into(), Value::to_text))
+                    .collect();
+                w.write_record(fields.iter().map(|f| f.as_bytes()))?;
             }
             Sink::Jsonl(w) => {
                 // Keys in column order (serde_json's map would sort them).

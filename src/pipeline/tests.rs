@@ -14,7 +14,7 @@ use crate::format::ImageFormat;
 use crate::image::magick;
 use crate::job::{JobState, RetryFailed, SourceFile, StateKind};
 use crate::journal::quarantine;
-use crate::journal::{Journal, RunInfo};
+use crate::journal::{Journal, Rows, RunInfo};
 use crate::location::Location;
 use crate::options::{Concurrency, Limits};
 use crate::retry::RetryPolicy;
@@ -195,7 +195,7 @@ impl Resume {
         writer.finish().await.unwrap();
         let mut last = None;
         journal
-            .for_each_resolved(|_, _, rec, _| {
+            .for_each_resolved(&mut |_, _, rec, _| {
                 last = Some(rec.clone());
                 Ok(())
             })

@@ -310,19 +310,9 @@ impl S3Store {
         path: &std::path::Path,
     ) -> Result<bool, StoreError> {
         let (result, _) = with_retry(&self.retry, "download", || async {
-            let request = self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .set_expected_bucket_owner(self.owner_of(bucket))
-                .set_request_payer(self.request_payer());
-            let mut response = match request.send().await {
-                Ok(r) => r,
-                Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(false),
-                Err(e) => return Err(classify("GET", key, e)),
+            let Some(mut response) = open_object(self, bucket, key).await? else {
+                return Ok(false);
             };
-            answered("GET");
             let local = |e: std::io::Error| StoreError {
                 op: "GET",
                 key: key.to_string(),
@@ -332,14 +322,12 @@ impl S3Store {
                 source: Some(Box::new(e)),
             };
             let mut file = tokio::fs::File::create(path).await.map_err(local)?;
-            while let Some(chunk) = response.body.try_next().await.map_err(|e| StoreError {
-                op: "GET",
-                key: key.to_string(),
-                kind: StoreErrorKind::Network,
-                status: None,
-                retry_after: None,
-                source: Some(Box::new(e)),
-            })? {
+            while let Some(chunk) = response
+                .body
+                .try_next()
+                .await
+                .map_err(|e| body_error(key, e))?
+            {
                 tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                     .await
                     .map_err(local)?;
@@ -489,6 +477,23 @@ impl ObjectStore for S3Store {
 }
 
 async fn get_once(store: &S3Store, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
+    let Some(response) = open_object(store, bucket, key).await? else {
+        return Ok(None);
+    };
+    let body = response
+        .body
+        .collect()
+        .await
+        .map_err(|e| body_error(key, e))?;
+    Ok(Some(body.into_bytes()))
+}
+
+/// Sends a GET of an object of any bucket; `None` when there is no such key.
+async fn open_object(
+    store: &S3Store,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
     let request = store
         .client
         .get_object()
@@ -496,26 +501,29 @@ async fn get_once(store: &S3Store, bucket: &str, key: &str) -> Result<Option<Byt
         .key(key)
         .set_expected_bucket_owner(store.owner_of(bucket))
         .set_request_payer(store.request_payer());
-    let response = match request.send().await {
+    match request.send().await {
         Ok(r) => {
             answered("GET");
-            r
+            Ok(Some(r))
         }
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
             crate::metrics::get().store_request("GET", Some(404));
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => return Err(classify("GET", key, e)),
-    };
-    let body = response.body.collect().await.map_err(|e| StoreError {
+        Err(e) => Err(classify("GET", key, e)),
+    }
+}
+
+/// A GET whose body broke off: a network failure, retried.
+fn body_error(key: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError {
         op: "GET",
         key: key.to_string(),
         kind: StoreErrorKind::Network,
         status: None,
         retry_after: None,
         source: Some(Box::new(e)),
-    })?;
-    Ok(Some(body.into_bytes()))
+    }
 }
 
 /// `https://BUCKET.s3.REGION.amazonaws.com` on AWS, `ENDPOINT/BUCKET` elsewhere.

@@ -154,7 +154,7 @@ impl CsvPart {
         }))
     }
 
-    pub(super) fn next(&mut self, _want: &Want) -> Option<Result<Record, InputError>> {
+    pub(super) fn next(&mut self) -> Option<Result<Record, InputError>> {
         let reader = self.reader.as_mut()?;
         loop {
             match reader.read_byte_record(&mut self.record) {

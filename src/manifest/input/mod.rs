@@ -63,6 +63,15 @@ pub(super) struct Want<'a> {
     delimiter: u8,
 }
 
+fn want<'a>(shape: &'a InputShape, named: &'a [String]) -> Want<'a> {
+    Want {
+        url_column: shape.url_column.as_deref(),
+        keep: shape.keep_columns,
+        named,
+        delimiter: shape.delimiter,
+    }
+}
+
 /// One row as a part reader gives it.
 pub(super) struct Record {
     url: String,
@@ -156,7 +165,7 @@ impl Part {
 
     fn next(&mut self, want: &Want, kept: &mut Kept) -> Option<Result<Record, InputError>> {
         match self {
-            Part::Csv(p) => p.next(want),
+            Part::Csv(p) => p.next(),
             Part::Parquet(p) => p.next(),
             Part::Jsonl(p) => p.next(want, kept),
         }
@@ -316,12 +325,7 @@ impl InputRows {
                 .and_then(TableFormat::from_name)
                 .unwrap_or(TableFormat::Csv)
         });
-        let want = Want {
-            url_column: self.shape.url_column.as_deref(),
-            keep: self.shape.keep_columns,
-            named: &self.named,
-            delimiter: self.shape.delimiter,
-        };
+        let want = want(&self.shape, &self.named);
         let only = self.parts.len() == 1;
         self.part = Some(Part::open(&path, format, &want, &mut self.kept, only)?);
         Ok(true)
@@ -340,12 +344,7 @@ impl Iterator for InputRows {
                     Err(e) => return Some(Err(e)),
                 }
             };
-            let want = Want {
-                url_column: self.shape.url_column.as_deref(),
-                keep: self.shape.keep_columns,
-                named: &self.named,
-                delimiter: self.shape.delimiter,
-            };
+            let want = want(&self.shape, &self.named);
             let record = match part.next(&want, &mut self.kept) {
                 None => {
                     self.part = None;
