@@ -40,8 +40,10 @@ BENCH_ARGS ?= --head-before-put never
 export BENCH_ARGS
 
 bench: setup
+	@scripts/setup-photos.sh
 	$(CARGO) build --release --locked
 	$(CARGO) bench --locked --bench pipeline
+	BENCH_THUMBS=1 $(CARGO) bench --locked --bench pipeline
 
 crash-test: setup
 	BATCHIMG_CRASH_ROUNDS=25 BATCHIMG_CRASH_ROWS=200 $(CARGO) test --locked --release --test it -- crash --nocapture

@@ -12,6 +12,8 @@
 //! 4. The rerun: the same input again with the journal and work directory
 //!    deleted, so every answer must come from the bucket.
 //!
+//! `BENCH_THUMBS=1` measures the transform instead (`pipeline/thumbs.rs`).
+//!
 //! Environment: BENCH_IMAGES (default 500), BENCH_WIDTH (default 1000),
 //! BENCH_ROUNDS (default 3), BENCH_WRAP, a command to run the first round's
 //! batchimg under (a profiler), BENCH_ARGS, extra options for every batchimg
@@ -70,6 +72,8 @@ use batchimg::image::{lossless, magick};
 use batchimg::options::Limits;
 use magick_rust::{MagickWand, magick_wand_genesis};
 
+#[path = "pipeline/thumbs.rs"]
+mod thumbs;
 #[path = "../tests/it/support/tls.rs"]
 mod tls;
 
@@ -78,6 +82,11 @@ fn main() {
     let width: usize = env_or("BENCH_WIDTH", 1000);
     let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // BENCH_THUMBS=1: the transform against libvips and ImageMagick instead.
+    if std::env::var_os("BENCH_THUMBS").is_some_and(|v| !v.is_empty() && v != "0") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        return thumbs::bench(root, &runtime, rounds);
+    }
     let images = generate(&root.join("target/bench-images"), count, width);
     let bytes: u64 = images.iter().map(|i| i.len() as u64).sum();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -10,7 +10,7 @@
 //! `progress`, `serve`); and `commands`, one per subcommand.
 
 // The domain: rows, keys, options, formats, locations (its own crate).
-pub use batchimg_domain::{format, job, keys, location, options, redact, table, text};
+pub use batchimg_domain::{format, job, keys, location, options, redact, table, text, transform};
 
 // Leaves.
 pub mod error;

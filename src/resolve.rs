@@ -16,6 +16,7 @@ use crate::options::{ObjectOptions, Shard, Sse};
 use crate::settings::{
     HttpSettings, InputShape, Settings, SourceSettings, StoreSettings, state_dir,
 };
+use crate::transform::{Size, Transform};
 
 /// Resolves `batchimg run`'s flags and environment.
 pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
@@ -73,8 +74,35 @@ pub async fn for_run(args: &RunArgs) -> anyhow::Result<Settings> {
         .map(KeyTemplate::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--key-template {e}"))?;
+    settings.transform = transform(&args.transform)?;
     apply(&mut settings, &args.tuning)?;
     Ok(settings)
+}
+
+/// The transform flags, checked together.
+fn transform(args: &crate::cli::TransformArgs) -> anyhow::Result<Transform> {
+    let resize = args
+        .resize
+        .as_deref()
+        .map(Size::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let t = Transform {
+        resize,
+        fit: args.fit.unwrap_or_default(),
+        upscale: args.upscale,
+        format: args.format.unwrap_or_default(),
+        quality: args.quality,
+        keep_color: args.keep_color,
+        keep_metadata: args.keep_metadata,
+    };
+    // `--fit contain` is the default, but given alone it is still a flag
+    // without its box.
+    if args.fit.is_some() && resize.is_none() {
+        bail!("--fit needs --resize: there is no box to fit");
+    }
+    t.check().map_err(anyhow::Error::msg)?;
+    Ok(t)
 }
 
 /// Overlays tuning flags on recorded or default settings (used by `run` and `resume`).

@@ -18,6 +18,7 @@ use crate::options::{
 };
 use crate::retry::RetryPolicy;
 use crate::table::TableFormat;
+use crate::transform::Transform;
 
 /// Everything a run needs to know, resolved. Recorded in the journal so that
 /// `resume` continues with the same choices.
@@ -59,6 +60,9 @@ pub struct Settings {
     pub stop_grace: Duration,
     /// How JPEGs become grayscale.
     pub jpeg_engine: JpegEngine,
+    /// What is done to each image besides grayscale (`--resize`, `--format`…);
+    /// part of every key.
+    pub transform: Transform,
     /// Whether a HEAD checks for the object before its conditional PUT.
     pub head_before_put: HeadBeforePut,
     /// What rows may hold in memory at once, in bytes; `None`: a share of the
@@ -197,6 +201,7 @@ impl Settings {
             shard: None,
             stop_grace: DEFAULT_STOP_GRACE,
             jpeg_engine: JpegEngine::default(),
+            transform: Transform::default(),
             head_before_put: HeadBeforePut::default(),
             memory_budget: None,
             http: HttpSettings::default(),

@@ -30,6 +30,7 @@ Exit codes:
 // Help headings, in the order `--help` shows them; the global options come
 // last because clap appends them to each subcommand's own.
 pub const INPUT_OUTPUT: &str = "Input and output";
+pub const TRANSFORM: &str = "Transform (resize, format)";
 pub const S3: &str = "S3";
 pub const CONCURRENCY: &str = "Concurrency";
 pub const RETRIES: &str = "Retries";

@@ -17,7 +17,7 @@ use help::{
 };
 pub use run::{
     HeaderArgs, HttpArgs, ObjectArgs, ReportArgs, RequestPayer, RunArgs, SourceArgs, StateArgs,
-    StoreArgs,
+    StoreArgs, TransformArgs,
 };
 pub use tuning::TuningArgs;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::help::{DOWNLOADS, INPUT_OUTPUT, REPORTS, S3};
+use super::help::{DOWNLOADS, INPUT_OUTPUT, REPORTS, S3, TRANSFORM};
 use super::tuning::TuningArgs;
 
 #[derive(Debug, Args)]
@@ -81,6 +81,9 @@ pub struct RunArgs {
     pub dry_run: bool,
 
     #[command(flatten)]
+    pub transform: TransformArgs,
+
+    #[command(flatten)]
     pub state: StateArgs,
 
     #[command(flatten)]
@@ -108,6 +111,47 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// What is done to each image besides grayscale. Recorded with the run:
+/// `resume` continues with the same transform, which is part of every key.
+#[derive(Debug, Args, Default, Clone)]
+pub struct TransformArgs {
+    /// Resize to fit a box of W x H pixels; either side may be left out
+    /// (`512x`, `x512`). Never enlarges unless --upscale. JPEGs are decoded
+    /// already shrunk (1/2, 1/4 or 1/8), then resampled with Lanczos3.
+    #[arg(long, help_heading = TRANSFORM, value_name = "WxH", env = "BATCHIMG_RESIZE")]
+    pub resize: Option<String>,
+
+    /// How the image meets the --resize box: `contain` fits inside, keeping
+    /// the aspect ratio; `cover` fills the box and crops the overflow from
+    /// the centre; `fill` stretches to the box [default: contain].
+    #[arg(long, help_heading = TRANSFORM, value_enum, value_name = "MODE", env = "BATCHIMG_FIT")]
+    pub fit: Option<crate::transform::Fit>,
+
+    /// Enlarge images smaller than the --resize box.
+    #[arg(long, help_heading = TRANSFORM, env = "BATCHIMG_UPSCALE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub upscale: bool,
+
+    /// The output's format; the key's extension and the Content-Type follow
+    /// it. `same` keeps JPEG, PNG and WebP, writes GIF, TIFF and BMP as PNG
+    /// and HEIC and AVIF as JPEG [default: same].
+    #[arg(long, help_heading = TRANSFORM, value_enum, value_name = "FORMAT", env = "BATCHIMG_FORMAT")]
+    pub format: Option<crate::transform::OutputFormat>,
+
+    /// Quality of JPEG and WebP outputs, 1 to 100 [default: 85].
+    #[arg(long, help_heading = TRANSFORM, value_name = "1-100", env = "BATCHIMG_QUALITY", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: Option<u8>,
+
+    /// Keep the colours: no grayscale. The other transforms still apply.
+    #[arg(long, help_heading = TRANSFORM, env = "BATCHIMG_KEEP_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub keep_color: bool,
+
+    /// Keep a JPEG's EXIF (GPS included; the orientation tag reset, as the
+    /// pixels are turned upright), XMP and comments in a JPEG output. By
+    /// default a transformed image carries none of them.
+    #[arg(long, help_heading = TRANSFORM, env = "BATCHIMG_KEEP_METADATA", value_parser = clap::builder::FalseyValueParser::new())]
+    pub keep_metadata: bool,
 }
 
 /// How downloads reach web servers (HTTP and HTTPS rows; `s3://` rows use the SDK).

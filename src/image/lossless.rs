@@ -200,7 +200,7 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
 }
 
 /// The EXIF orientation (1 to 8), 1 when there is none.
-fn orientation(data: &[u8]) -> u32 {
+pub(crate) fn orientation(data: &[u8]) -> u32 {
     exif_segment(data)
         .and_then(|tiff| exif::Reader::new().read_raw(tiff.to_vec()).ok())
         .and_then(|e| {
@@ -212,44 +212,53 @@ fn orientation(data: &[u8]) -> u32 {
         .unwrap_or(1)
 }
 
-/// The TIFF body of the first EXIF APP1 segment, found by walking the
-/// marker segments up to the first scan. The exif crate's own JPEG reader
-/// looks for the segment by reading on through the entropy-coded data when
-/// there is none, copying the whole file as it goes: for a photo without
-/// EXIF, a scan (and a copy) of every byte on the runtime thread.
+/// The TIFF body of the first EXIF APP1 segment. The exif crate's own JPEG
+/// reader looks for the segment by reading on through the entropy-coded
+/// data when there is none, copying the whole file as it goes: for a photo
+/// without EXIF, a scan (and a copy) of every byte on the runtime thread.
 fn exif_segment(data: &[u8]) -> Option<&[u8]> {
     const EXIF_ID: &[u8] = b"Exif\0\0";
-    let mut at = 2;
-    if !data.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    loop {
-        // Fill bytes (0xFF) may precede a marker.
-        while *data.get(at)? == 0xFF && *data.get(at + 1)? == 0xFF {
-            at += 1;
-        }
-        if *data.get(at)? != 0xFF {
-            return None;
-        }
-        let marker = *data.get(at + 1)?;
-        match marker {
-            // Markers without a length: TEM, RSTn.
-            0x01 | 0xD0..=0xD7 => {
-                at += 2;
-                continue;
+    segments(data)
+        .find(|(marker, body)| *marker == 0xE1 && body.starts_with(EXIF_ID))
+        .map(|(_, body)| &body[EXIF_ID.len()..])
+}
+
+/// The marker segments before the first scan, as (marker, body without
+/// its length), found by walking the markers; never past the first scan,
+/// whose entropy-coded data holds no metadata.
+pub(crate) fn segments(data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = if data.starts_with(&[0xFF, 0xD8]) {
+        2
+    } else {
+        data.len()
+    };
+    std::iter::from_fn(move || {
+        loop {
+            // Fill bytes (0xFF) may precede a marker.
+            while *data.get(at)? == 0xFF && *data.get(at + 1)? == 0xFF {
+                at += 1;
             }
-            // The first scan, or the end: EXIF comes before either.
-            0xDA | 0xD9 => return None,
-            _ => {}
+            if *data.get(at)? != 0xFF {
+                return None;
+            }
+            let marker = *data.get(at + 1)?;
+            match marker {
+                // Markers without a length: TEM, RSTn.
+                0x01 | 0xD0..=0xD7 => {
+                    at += 2;
+                    continue;
+                }
+                // The first scan, or the end: metadata comes before either.
+                0xDA | 0xD9 => return None,
+                _ => {}
+            }
+            // The length counts its own two bytes.
+            let len = u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]) as usize;
+            let segment = data.get(at + 4..(at + 2 + len).max(at + 4))?;
+            at += 2 + len.max(2);
+            return Some((marker, segment));
         }
-        // The length counts its own two bytes.
-        let len = u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]) as usize;
-        let segment = data.get(at + 4..(at + 2 + len).max(at + 4))?;
-        if marker == 0xE1 && segment.starts_with(EXIF_ID) {
-            return Some(&segment[EXIF_ID.len()..]);
-        }
-        at += 2 + len.max(2);
-    }
+    })
 }
 
 /// The luma of `data` as a grayscale JPEG, orientation applied; `None` when

@@ -8,7 +8,8 @@
 //!
 //! ImageMagick is configured once per process: its own threads are limited to
 //! one, because the pipeline already runs one conversion per core, and a
-//! security policy restricts it to the six accepted raster formats, with every
+//! security policy restricts it to the accepted raster formats (HEIC and
+//! AVIF, through libheif, for reading only), with every
 //! delegate (Ghostscript, external programs) and indirect read (`@file`)
 //! disabled. The policy is applied by the binary, not read from a system file,
 //! and then verified; if a system policy already loaded grants more, batchimg
@@ -72,12 +73,14 @@ const POLICY: &str = r#"<policymap>
   <policy domain="path" rights="none" pattern="@*"/>
   <policy domain="coder" rights="none" pattern="*"/>
   <policy domain="coder" rights="read|write" pattern="{JPEG,PNG,GIF,WEBP,TIFF,BMP}"/>
+  <policy domain="coder" rights="read" pattern="{HEIC,AVIF}"/>
   <policy domain="module" rights="none" pattern="*"/>
   <policy domain="module" rights="read|write" pattern="{JPEG,PNG,GIF,WEBP,TIFF,BMP}"/>
+  <policy domain="module" rights="read|write" pattern="{HEIC,AVIF}"/>
 </policymap>"#;
 
 /// Coders that have carried exploits (ImageTragick and since) and must stay off.
-const DANGEROUS: [&str; 16] = [
+const DANGEROUS: [&str; 14] = [
     "SVG",
     "MSVG",
     "MVG",
@@ -92,8 +95,6 @@ const DANGEROUS: [&str; 16] = [
     "URL",
     "HTTPS",
     "EPHEMERAL",
-    "HEIC",
-    "AVIF",
 ];
 
 /// The ImageMagick library loaded at run time, and its delegate libraries
@@ -168,6 +169,20 @@ fn apply_policy() -> Result<(), String> {
                 "ImageMagick's policy allows the {coder} coder: a system policy.xml was \
                  loaded before batchimg's own. Remove it or set MAGICK_CONFIGURE_PATH to an \
                  empty directory"
+            ));
+        }
+    }
+    // Read only: libheif decodes them, nothing encodes them.
+    for coder in ["HEIC", "AVIF"] {
+        if authorized(
+            bindings::PolicyDomain::Coder,
+            bindings::PolicyRights::Write,
+            coder,
+        ) {
+            return Err(format!(
+                "ImageMagick's policy allows writing {coder}: a system policy.xml was loaded \
+                 before batchimg's own. Remove it or set MAGICK_CONFIGURE_PATH to an empty \
+                 directory"
             ));
         }
     }
@@ -319,7 +334,7 @@ pub fn grayscale_pinged(
 }
 
 /// A decoding error, or the budget's when ImageMagick ran out of cache room.
-fn decode_error(message: String) -> MagickError {
+pub(crate) fn decode_error(message: String) -> MagickError {
     let lower = message.to_ascii_lowercase();
     if lower.contains("cache resources exhausted") || lower.contains("memory allocation failed") {
         let budget = BUDGET.load(std::sync::atomic::Ordering::Relaxed);
@@ -388,7 +403,7 @@ pub fn ping(data: &[u8], limits: &Limits) -> Result<Pinged, MagickError> {
 /// rows with grey, and only warns. A warning that says data is missing is
 /// treated as the failure it is; other corrupt-data warnings (stray bytes
 /// between markers, common in camera files) are tolerated.
-fn truncation_warning(wand: &MagickWand) -> Option<String> {
+pub(crate) fn truncation_warning(wand: &MagickWand) -> Option<String> {
     use bindings::ExceptionType;
     let severity = wand.get_exception_type();
     if severity == ExceptionType::UndefinedException {

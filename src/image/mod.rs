@@ -1,5 +1,6 @@
 //! The image engines: ImageMagick for every format, the lossless transform
-//! for the JPEGs it reproduces exactly, and the libjpeg memory manager that
+//! for the JPEGs it reproduces exactly, the transform (resize, format) for
+//! runs that ask for one, and the libjpeg memory manager that
 //! lets a conversion thread keep its blocks. Each works on bytes in memory
 //! and knows nothing of rows, files or the run; the convert stage
 //! (`pipeline::convert`) decides which engine takes an image.
@@ -7,3 +8,4 @@
 pub mod jmem;
 pub mod lossless;
 pub mod magick;
+pub mod transform;

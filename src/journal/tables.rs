@@ -31,7 +31,8 @@ pub(super) const COLUMNS: TableDefinition<u64, &[u8]> = TableDefinition::new("co
 /// Bumped whenever a stored struct changes shape. 2: states carry their data.
 /// 3: kept columns and object options. 4: HTTP settings, key templates.
 /// 5: how a process died while converting a row (`Suspicion`).
-pub(super) const FORMAT_VERSION: u8 = 6;
+/// 6: typed kept columns. 7: the transform (`--resize`, `--format`…).
+pub(super) const FORMAT_VERSION: u8 = 7;
 /// Hosts whose adapted limits the journal keeps for `status`.
 const HOSTS_SHOWN: usize = 5;
 const FILE_NAME: &str = "journal.redb";

@@ -1,5 +1,5 @@
-//! The convert stage: a source image in, its grayscale version in the work
-//! directory out.
+//! The convert stage: a source image in, its grayscale version (or its
+//! transform, with `--resize`, `--format`…) in the work directory out.
 //!
 //! It owns the conversion threads, the permit that bounds conversions to one
 //! per core, the time limit, writing the output (`.part`, then rename, so a
@@ -17,10 +17,13 @@ use tokio::sync::Semaphore;
 use crate::format::ImageFormat;
 use crate::image::lossless::{self, LosslessError};
 use crate::image::magick::{self, Converted, MagickError};
+use crate::image::transform::{self as tf, TransformError};
 use crate::job::{Classify, Engine, FailureClass, ImageFacts, SourceFile, Systemic};
 use crate::journal::quarantine::Quarantine;
 use crate::memory::{Budget, Lease};
 use crate::options::{JpegEngine, Limits};
+use crate::settings::Settings;
+use crate::transform::Transform;
 use crate::workfile::{read_file, read_source, write_whole};
 
 /// A converted image in the work directory and in memory.
@@ -45,6 +48,8 @@ pub enum ConvertError {
     Image(#[from] MagickError),
     #[error(transparent)]
     Lossless(#[from] LosslessError),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
     #[error("conversion took longer than {0:?}")]
     Timeout(Duration),
     #[error("internal error: the conversion panicked")]
@@ -66,6 +71,13 @@ impl Classify for ConvertError {
             ConvertError::Image(_) => FailureClass::CorruptImage,
             ConvertError::Lossless(LosslessError::TooLarge { .. }) => FailureClass::ImageTooLarge,
             ConvertError::Lossless(LosslessError::Corrupt(_)) => FailureClass::CorruptImage,
+            ConvertError::Transform(
+                TransformError::TooLarge { .. }
+                | TransformError::Magick(
+                    MagickError::TooLarge { .. } | MagickError::OverBudget { .. },
+                ),
+            ) => FailureClass::ImageTooLarge,
+            ConvertError::Transform(_) => FailureClass::CorruptImage,
             ConvertError::Timeout(_) => FailureClass::ConvertTimeout,
             ConvertError::Panicked => FailureClass::Internal,
             ConvertError::Write { .. } => FailureClass::LocalIo,
@@ -84,6 +96,7 @@ impl Classify for ConvertError {
 enum Job {
     Lossless(lossless::Header),
     Magick(magick::Pinged),
+    Transform(tf::Plan, Transform),
 }
 
 impl Job {
@@ -94,6 +107,7 @@ impl Job {
             // A pixel cache larger than the budget is kept on disk.
             Job::Magick(p) if p.cache_bytes() > budget => 16 << 20,
             Job::Magick(p) => p.cache_bytes(),
+            Job::Transform(p, _) => p.memory_bytes(budget),
         }
     }
 
@@ -115,6 +129,15 @@ impl Job {
                 None => Ok(magick::grayscale(data, format, limits)?),
             },
             Job::Magick(pinged) => Ok(magick::grayscale_pinged(data, format, pinged)?),
+            Job::Transform(plan, transform) => {
+                let made = tf::run(data, format, plan, &transform)?;
+                Ok(Converted {
+                    bytes: made.bytes,
+                    width: made.width,
+                    height: made.height,
+                    frames: 1,
+                })
+            }
         }
     }
 }
@@ -130,6 +153,7 @@ pub struct Converter {
     budget: Budget,
     quarantine: Arc<Quarantine>,
     engine: JpegEngine,
+    transform: Transform,
     /// Write outputs to `dir` (not with `--delete-local`).
     keep_files: bool,
 }
@@ -153,23 +177,25 @@ pub struct Input<'a> {
 }
 
 impl Converter {
+    /// The stage for `settings`: its conversion threads, limits, JPEG
+    /// engine and transform, and whether outputs are kept on disk.
     pub fn new(
         dir: PathBuf,
-        threads: usize,
-        limits: Limits,
+        settings: &Settings,
         budget: Budget,
         quarantine: Arc<Quarantine>,
-        engine: JpegEngine,
-        keep_files: bool,
     ) -> Converter {
+        let threads = settings.concurrency.converts;
         Converter {
-            engine,
-            keep_files,
+            engine: settings.jpeg_engine,
+            transform: settings.transform,
+            // Not with --delete-local.
+            keep_files: !settings.delete_local,
             // A quarter of the budget over all threads, outside it: what the
             // threads may keep of libjpeg's blocks between images (`jmem`).
             pool: ConvertPool::new(threads, (budget.total() / 4) as usize / threads.max(1)),
             permits: Arc::new(Semaphore::new(threads)),
-            limits,
+            limits: settings.limits,
             dir,
             budget,
             quarantine,
@@ -224,15 +250,37 @@ impl Converter {
             ready,
             alone,
         } = input;
-        let (mut body, source_lease) = match ready {
+        let (body, source_lease) = match ready {
             Ready::Output(output) => return Ok(Some(output)),
             Ready::Source { body, lease } => (body, lease),
         };
         let limits = self.limits;
+        let job = if self.transform.applies_to(source.format) {
+            let (data, transform, format) = (body.clone(), self.transform, source.format);
+            let plan =
+                tokio::task::spawn_blocking(move || tf::plan(&data, format, &transform, &limits))
+                    .await
+                    .map_err(|_| ConvertError::Panicked)??;
+            Job::Transform(plan, transform)
+        } else {
+            self.grayscale_job(source, &body, &limits).await?
+        };
+        self.run_job(job, row, source, body, source_lease, alone, path)
+            .await
+    }
+
+    /// The grayscale engine for an image, from its header alone.
+    async fn grayscale_job(
+        &self,
+        source: &SourceFile,
+        body: &Bytes,
+        limits: &Limits,
+    ) -> Result<Job, ConvertError> {
+        let limits = *limits;
         // The engine, from the header alone: the lossless path for the JPEGs
         // it reproduces exactly, ImageMagick (pinged first) for the rest.
         let plan = match (source.format, self.engine) {
-            (ImageFormat::Jpeg, JpegEngine::Lossless) => lossless::plan(&body, &limits)?,
+            (ImageFormat::Jpeg, JpegEngine::Lossless) => lossless::plan(body, &limits)?,
             _ => lossless::Plan::ImageMagick("not a JPEG, or --jpeg-engine imagemagick"),
         };
         // The lossless transform holds every coefficient in memory and cannot
@@ -258,6 +306,23 @@ impl Converter {
                 Job::Magick(pinged)
             }
         };
+        Ok(job)
+    }
+
+    /// Runs `job` on a conversion thread once the budget has room for it
+    /// and a core is free.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_job(
+        &self,
+        job: Job,
+        row: u64,
+        source: &SourceFile,
+        mut body: Bytes,
+        source_lease: Option<Lease>,
+        alone: bool,
+        path: PathBuf,
+    ) -> Result<Option<Output>, ConvertError> {
+        let limits = self.limits;
         let need = job.memory_bytes(self.budget.total()) + 2 * body.len() as u64;
         let asked = Instant::now();
         // The conversion's lease covers the source bytes from here on.
@@ -278,9 +343,11 @@ impl Converter {
                 l
             }
         };
-        let engine = match job {
+        let engine = match &job {
             Job::Lossless(_) => Engine::Lossless,
             Job::Magick(_) => Engine::ImageMagick,
+            Job::Transform(tf::Plan::Jpeg(_), _) => Engine::TurboJpeg,
+            Job::Transform(tf::Plan::Magick(_), _) => Engine::Decoded,
         };
         let alone = alone || self.quarantine.careful;
         let permits = if alone { self.permits_total() } else { 1 };

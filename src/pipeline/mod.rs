@@ -49,6 +49,7 @@ use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use crate::format::ImageFormat;
 use crate::image::magick;
 use crate::job::{
     Failure, FailureClass, JobRecord, JobState, SourceFacts, SourceFile, Suspicion, Systemic,
@@ -136,12 +137,9 @@ impl<S: ObjectStore> Pipeline<S> {
             fetch,
             convert: Converter::new(
                 std::path::absolute(&work_out)?,
-                c.converts,
-                settings.limits,
+                &settings,
                 budget.clone(),
                 quarantine,
-                settings.jpeg_engine,
-                !settings.delete_local,
             ),
             budget,
             upload: Uploader::new(store, uploads, Arc::clone(&control))
@@ -152,6 +150,7 @@ impl<S: ObjectStore> Pipeline<S> {
                 settings.url_markers && !named,
                 &settings.store.prefix,
                 settings.jpeg_engine,
+                settings.transform.fingerprint(),
                 key_options.clone(),
             ),
             key_options,
@@ -352,7 +351,12 @@ impl<S: ObjectStore> Pipeline<S> {
                 };
                 let stored = self
                     .upload
-                    .store_image(&target, body, source.format.mime(), recovered)
+                    .store_image(
+                        &target,
+                        body,
+                        self.output_format(source.format).mime(),
+                        recovered,
+                    )
                     .await?;
                 carry.figures.stored(stored.timing);
                 Ok(JobState::Uploaded(Uploaded {
@@ -372,18 +376,41 @@ impl<S: ObjectStore> Pipeline<S> {
 
     /// Where a downloaded row's object goes (see [`Target`]).
     fn target(&self, rec: &JobRecord, source: &SourceFile) -> Target {
-        let content = keys::object_key(
-            &self.settings.store.prefix,
-            &source.hash,
-            source.format,
-            self.settings.jpeg_engine,
-            self.key_options.as_deref(),
-        );
+        let transform = &self.settings.transform;
+        let prefix = &self.settings.store.prefix;
+        let output = self.output_format(source.format);
+        let content = if transform.applies_to(source.format) {
+            keys::transformed_key(
+                prefix,
+                &source.hash,
+                output,
+                &transform.canonical(),
+                self.key_options.as_deref(),
+            )
+        } else {
+            keys::object_key(
+                prefix,
+                &source.hash,
+                source.format,
+                self.settings.jpeg_engine,
+                self.key_options.as_deref(),
+            )
+        };
         let name = match &rec.name {
             Some(Ok(name)) => Some(name),
             _ => None,
         };
-        Target::new(content, name, source.format.extension())
+        Target::new(content, name, output.extension())
+    }
+
+    /// The format an input of `input`'s format is written in.
+    fn output_format(&self, input: ImageFormat) -> ImageFormat {
+        let transform = &self.settings.transform;
+        if transform.applies_to(input) {
+            transform.output_format(input)
+        } else {
+            input
+        }
     }
 
     /// The work file an earlier run left for content key `content`, if any.

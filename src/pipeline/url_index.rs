@@ -91,6 +91,9 @@ pub struct UrlIndex {
     /// Entries are per JPEG engine: a URL's object under one engine is not
     /// its object under the other (see [`UrlIndex::id_url`]).
     engine: JpegEngine,
+    /// The fingerprint of the transform, when there is one: entries are
+    /// per transform, as keys are.
+    transform: Option<String>,
     /// The fingerprint of the object options, when set: entries are per
     /// options too, as keys are.
     options: Option<String>,
@@ -108,12 +111,14 @@ impl UrlIndex {
         enabled: bool,
         prefix: &str,
         engine: JpegEngine,
+        transform: Option<String>,
         options: Option<String>,
     ) -> UrlIndex {
         UrlIndex {
             enabled,
             prefix: prefix.to_string(),
             engine,
+            transform,
             options,
             snapshot: tokio::sync::OnceCell::new(),
             listing: tokio::sync::OnceCell::new(),
@@ -126,16 +131,21 @@ impl UrlIndex {
     /// URL itself, as every index written before the lossless engine did;
     /// the lossless engine prefixes it (a NUL, which no accepted URL holds),
     /// so switching engines never takes the other engine's object for a URL.
-    /// Object options add their fingerprint the same way.
+    /// Object options add their fingerprint the same way, and a transform its own.
     fn id_url<'a>(&self, url: &'a str) -> std::borrow::Cow<'a, str> {
         let engine = match self.engine {
             JpegEngine::ImageMagick => "",
             JpegEngine::Lossless => "lossless\0",
         };
-        match &self.options {
+        let id: std::borrow::Cow<'a, str> = match &self.options {
             None if engine.is_empty() => url.into(),
             None => format!("{engine}{url}").into(),
             Some(options) => format!("{engine}options\0{options}\0{url}").into(),
+        };
+        // A transform's objects are its own, whatever the engine and options.
+        match &self.transform {
+            None => id,
+            Some(t) => format!("transform\0{t}\0{id}").into(),
         }
     }
 
@@ -570,7 +580,7 @@ mod tests {
             ),
         ] {
             let up = uploader();
-            let index = UrlIndex::new(true, "gray/", engine, options.clone());
+            let index = UrlIndex::new(true, "gray/", engine, None, options.clone());
             index.load(&up, 10).await;
             index
                 .note(

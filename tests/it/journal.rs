@@ -158,6 +158,13 @@ async fn crash_with_delete_local_loses_and_repeats_nothing() {
     crash_and_resume(4, 60, &["--delete-local"]).await;
 }
 
+/// A transform (resize to WebP) is recorded with the run: resume continues
+/// it, and no object is uploaded twice or under another transform's key.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_with_a_transform_loses_and_repeats_nothing() {
+    crash_and_resume(4, 60, &["--resize", "64x", "--format", "webp"]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_refuses_an_unfinished_journal_and_points_at_resume() {
     let env = Env::new().await;

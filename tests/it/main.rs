@@ -22,4 +22,5 @@ mod reports;
 mod security;
 mod shard;
 mod spec;
+mod transform;
 mod warehouse;

@@ -1,13 +1,14 @@
 //! The raster formats batchimg accepts, recognised by their magic bytes.
 //!
 //! A server's `Content-Type` is only a claim; the first bytes of the body decide.
-//! Anything not listed here (SVG, PDF, PostScript, HEIC/AVIF, HTML error pages…)
+//! Anything not listed here (SVG, PDF, PostScript, HTML error pages…)
 //! is refused before ImageMagick sees it, which is the first of two guards; the
 //! second is the coder policy that batchimg applies to ImageMagick.
 
 use std::fmt;
 
-/// An image format batchimg decodes and re-encodes unchanged.
+/// An image format batchimg accepts. HEIC and AVIF are read (through
+/// libheif) but never written: they always go through the transform.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -18,18 +19,28 @@ pub enum ImageFormat {
     Webp,
     Tiff,
     Bmp,
+    Heic,
+    Avif,
 }
 
 impl ImageFormat {
     /// Every accepted format, in the order the README lists them.
-    pub const ALL: [ImageFormat; 6] = [
+    pub const ALL: [ImageFormat; 8] = [
         ImageFormat::Jpeg,
         ImageFormat::Png,
         ImageFormat::Gif,
         ImageFormat::Webp,
         ImageFormat::Tiff,
         ImageFormat::Bmp,
+        ImageFormat::Heic,
+        ImageFormat::Avif,
     ];
+
+    /// Whether images of this format can only be read: they always take
+    /// the transform, which writes another format.
+    pub fn needs_transform(self) -> bool {
+        matches!(self, ImageFormat::Heic | ImageFormat::Avif)
+    }
 
     /// Bytes needed to tell every accepted format apart.
     pub const SNIFF_LEN: usize = 12;
@@ -62,6 +73,30 @@ impl ImageFormat {
             // "BM" alone is too weak; the DIB header size at offset 14 is not in
             // SNIFF_LEN, so check that the reserved fields (bytes 6..10) are zero.
             [b'B', b'M', _, _, _, _, 0, 0, 0, 0, ..] => Some(ImageFormat::Bmp),
+            // ISO BMFF: a `ftyp` box whose major brand names the codec.
+            [
+                _,
+                _,
+                _,
+                _,
+                b'f',
+                b't',
+                b'y',
+                b'p',
+                b'a',
+                b'v',
+                b'i',
+                b'f' | b's',
+                ..,
+            ] => Some(ImageFormat::Avif),
+            [_, _, _, _, b'f', b't', b'y', b'p', brand @ ..] => {
+                let brand = brand.get(..4)?;
+                [
+                    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
+                ]
+                .contains(&brand.try_into().ok()?)
+                .then_some(ImageFormat::Heic)
+            }
             _ => None,
         }
     }
@@ -75,6 +110,8 @@ impl ImageFormat {
             ImageFormat::Webp => "WEBP",
             ImageFormat::Tiff => "TIFF",
             ImageFormat::Bmp => "BMP",
+            ImageFormat::Heic => "HEIC",
+            ImageFormat::Avif => "AVIF",
         }
     }
 
@@ -87,6 +124,8 @@ impl ImageFormat {
             ImageFormat::Webp => "webp",
             ImageFormat::Tiff => "tif",
             ImageFormat::Bmp => "bmp",
+            ImageFormat::Heic => "heic",
+            ImageFormat::Avif => "avif",
         }
     }
 
@@ -99,6 +138,8 @@ impl ImageFormat {
             ImageFormat::Webp => "image/webp",
             ImageFormat::Tiff => "image/tiff",
             ImageFormat::Bmp => "image/bmp",
+            ImageFormat::Heic => "image/heic",
+            ImageFormat::Avif => "image/avif",
         }
     }
 }
@@ -115,7 +156,10 @@ mod tests {
 
     #[test]
     fn recognises_each_accepted_format() {
-        let cases: [(&[u8], ImageFormat); 7] = [
+        let cases: [(&[u8], ImageFormat); 10] = [
+            (b"\0\0\0\x1cftypheic\0\0", ImageFormat::Heic),
+            (b"\0\0\0\x18ftypmif1\0\0", ImageFormat::Heic),
+            (b"\0\0\0\x1cftypavif\0\0", ImageFormat::Avif),
             (b"\xFF\xD8\xFF\xE0\0\x10JFIF\0", ImageFormat::Jpeg),
             (b"\x89PNG\r\n\x1a\n\0\0\0\x0d", ImageFormat::Png),
             (b"GIF89a\x01\0\x01\0\0\0", ImageFormat::Gif),
@@ -136,7 +180,7 @@ mod tests {
             b"<svg xmlns=\"http://www.w3.org/2000/svg\">",
             b"%PDF-1.7\n%\xE2\xE3",
             b"%!PS-Adobe-3.0",
-            b"\0\0\0\x1cftypheic\0\0",
+            b"\0\0\0\x1cftypmp42\0\0",
             b"RIFF\x24\0\0\0WAVEfmt ",
             b"BM this is text",
             b"\xFF\xD8",

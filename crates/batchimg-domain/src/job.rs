@@ -37,7 +37,7 @@ pub struct SourceFile {
 pub struct ImageFacts {
     pub width: u32,
     pub height: u32,
-    /// Size of the grayscale output.
+    /// Size of the output.
     pub bytes: u64,
     pub engine: Engine,
 }
@@ -48,6 +48,10 @@ pub enum Engine {
     /// The lossless JPEG transform (libjpeg-turbo).
     Lossless,
     ImageMagick,
+    /// The transform, from a JPEG decoded by libjpeg-turbo at a reduced scale.
+    TurboJpeg,
+    /// The transform, from an image ImageMagick decoded (or libheif through it).
+    Decoded,
 }
 
 impl Engine {
@@ -55,6 +59,8 @@ impl Engine {
         match self {
             Engine::Lossless => "lossless",
             Engine::ImageMagick => "imagemagick",
+            Engine::TurboJpeg => "turbojpeg",
+            Engine::Decoded => "imagemagick-decode",
         }
     }
 }

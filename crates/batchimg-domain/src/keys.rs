@@ -54,6 +54,33 @@ pub fn object_key(
     join_key(prefix, &format!("{}.{}", hex(&derived), format.extension()))
 }
 
+/// The recipe of an image under a transform (`--resize`, `--format`…): the
+/// transform's canonical text goes into the key material, so no two
+/// transforms share a key, and neither do they with the grayscale engines.
+const TRANSFORM_KEY_CONTEXT: &str =
+    "batchimg 2026-12-06 object key: transform v1 (decoded, resampled, encoded)";
+
+/// The key of the image whose bytes hash to `source_hash` under a
+/// transform: `transform` is its canonical text, `output` the format it
+/// writes (the key's extension), `options` as for [`object_key`].
+pub fn transformed_key(
+    prefix: &str,
+    source_hash: &[u8; 32],
+    output: ImageFormat,
+    transform: &str,
+    options: Option<&str>,
+) -> String {
+    let mut material = source_hash.to_vec();
+    material.extend_from_slice(b"\0transform\0");
+    material.extend_from_slice(transform.as_bytes());
+    if let Some(options) = options {
+        material.extend_from_slice(b"\0object options\0");
+        material.extend_from_slice(options.as_bytes());
+    }
+    let derived = blake3::derive_key(TRANSFORM_KEY_CONTEXT, &material);
+    join_key(prefix, &format!("{}.{}", hex(&derived), output.extension()))
+}
+
 /// Joins the user's prefix and a name into a key.
 pub fn join_key(prefix: &str, name: &str) -> String {
     if prefix.is_empty() || prefix.ends_with('/') {
@@ -394,6 +421,41 @@ mod tests {
         assert_ne!(
             &object_key("", &hash, ImageFormat::Png, IM, None)[..64],
             hex(&hash)
+        );
+    }
+
+    #[test]
+    fn transformed_keys_are_pinned_and_differ_by_transform() {
+        use crate::transform::{Size, Transform};
+        let hash = *blake3::hash(b"batchimg known-answer image").as_bytes();
+        let thumb = Transform {
+            resize: Some(Size::parse("512x").unwrap()),
+            ..Transform::default()
+        };
+        let key = |t: &Transform, out, options| {
+            transformed_key("t/", &hash, out, &t.canonical(), options)
+        };
+        assert_eq!(
+            key(&thumb, ImageFormat::Jpeg, None),
+            "t/92da20cc8034e4fafb00f8d1f6452949288bcc560359beb3c44f7ea192f00ed6.jpg"
+        );
+        let other = Transform {
+            resize: Some(Size::parse("256x").unwrap()),
+            ..thumb
+        };
+        assert_ne!(
+            key(&thumb, ImageFormat::Jpeg, None)[..66],
+            key(&other, ImageFormat::Jpeg, None)[..66]
+        );
+        assert_ne!(
+            key(&thumb, ImageFormat::Jpeg, None),
+            key(&thumb, ImageFormat::Jpeg, Some("acl=private"))
+        );
+        assert!(key(&thumb, ImageFormat::Webp, None).ends_with(".webp"));
+        // Never a grayscale engine's key for the same source.
+        assert_ne!(
+            key(&thumb, ImageFormat::Jpeg, None)[2..],
+            object_key("", &hash, ImageFormat::Jpeg, JpegEngine::Lossless, None)
         );
     }
 

@@ -9,6 +9,7 @@
 //! - [`keys`]: object keys, chosen names, download names: cross-version contracts;
 //! - [`options`]: what a run is configured with (object options, shards, limits, engines);
 //! - [`format`]: the accepted image formats;
+//! - [`transform`]: resize, fit, output format and quality: part of every key;
 //! - [`location`]: local paths and `s3://` places, with the one `s3://` parser;
 //! - [`redact`]: URLs as logs may show them;
 //! - [`table`]: typed cells of kept columns;
@@ -22,3 +23,4 @@ pub mod options;
 pub mod redact;
 pub mod table;
 pub mod text;
+pub mod transform;

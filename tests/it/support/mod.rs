@@ -326,6 +326,8 @@ pub struct S3Request {
     pub checksum_crc32: Option<String>,
     /// The CRC32 of the body as it arrived.
     pub body_crc32: u32,
+    /// `Content-Type`, if sent.
+    pub content_type: Option<String>,
 }
 
 struct ProxyState {
@@ -563,6 +565,7 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
     };
     let content_sha256 = header("x-amz-content-sha256");
     let checksum_crc32 = header("x-amz-checksum-crc32");
+    let content_type = header("content-type");
     let body_crc32 = crc32fast::hash(&body);
     let injected = (st.down.load(Ordering::SeqCst) && !key.is_empty())
         || st
@@ -584,6 +587,7 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
             content_sha256,
             checksum_crc32,
             body_crc32,
+            content_type,
         });
         let xml = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
         return (
@@ -613,6 +617,7 @@ async fn proxy(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
                 content_sha256,
                 checksum_crc32,
                 body_crc32,
+                content_type,
             });
             let (parts, body) = resp.into_parts();
             let body = body
