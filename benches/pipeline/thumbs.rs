@@ -92,7 +92,7 @@ fn photos(root: &Path) -> Vec<PathBuf> {
 
 /// Runs `cmd` to its end: its CPU (every thread) and exit code.
 fn measured(cmd: &mut Command) -> (Duration, i32) {
-    let child = cmd
+    let mut child = cmd
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{cmd:?}: {e} (make setup installs it)"));
@@ -103,6 +103,8 @@ fn measured(cmd: &mut Command) -> (Duration, i32) {
     // SAFETY: pid is our child; status and usage are valid out-pointers.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid);
+    // Reaped by wait4 already; this only settles the handle.
+    let _ = child.try_wait();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {

@@ -104,7 +104,8 @@ pub struct RunArgs {
     /// Name objects from the row instead of their content, e.g.
     /// `{prefix}{column:id}.{ext}` or `{prefix}{url_path}`. Placeholders:
     /// {prefix}, {column:NAME} (a column of a wider input), {url_path}, {url_host},
-    /// {url_stem}, {ext} (the output's extension), {row}. A name already
+    /// {url_stem}, {ext} (the output's extension), {row}, {format}, {width}
+    /// and {height} (the output's format and size). A name already
     /// holding other content fails the row instead of being overwritten.
     #[arg(long, help_heading = S3, value_name = "TEMPLATE", env = "BATCHIMG_KEY_TEMPLATE")]
     pub key_template: Option<String>,

@@ -18,15 +18,13 @@
 //! XMP, ICC, comments), an orientation is applied as the transform, and the
 //! pixel limits are checked from the header before anything else.
 //!
-//! TurboJPEG is called through its raw C API (`turbojpeg::raw`, the bindings
-//! the `turbojpeg` crate builds against its bundled libjpeg-turbo 3) because
-//! the safe wrapper exposes neither the header's sample precision nor the
-//! warnings a transform reports, and both decide correctness here.
-
-use std::cell::RefCell;
-use std::ffi::CStr;
+//! TurboJPEG is called through its raw C API (`image::tj`) because the safe
+//! wrapper exposes neither the header's sample precision nor the warnings a
+//! transform reports, and both decide correctness here.
 
 use turbojpeg::raw;
+
+use crate::image::tj::{self, Handle, Kind};
 
 use crate::options::Limits;
 
@@ -74,53 +72,8 @@ pub enum Plan {
     ImageMagick(&'static str),
 }
 
-/// A TurboJPEG transform instance, one per conversion thread.
-struct Handle(raw::tjhandle);
-
-impl Handle {
-    fn new() -> Option<Handle> {
-        // SAFETY: plain initialisation; a null handle is checked.
-        let h = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_TRANSFORM as libc::c_int) };
-        (!h.is_null()).then_some(Handle(h))
-    }
-
-    fn error(&self) -> String {
-        // SAFETY: the handle is valid; the string is owned by it and copied here.
-        unsafe {
-            let s = raw::tj3GetErrorStr(self.0);
-            if s.is_null() {
-                "unknown TurboJPEG error".into()
-            } else {
-                CStr::from_ptr(s).to_string_lossy().into_owned()
-            }
-        }
-    }
-
-    fn get(&self, param: raw::TJPARAM) -> libc::c_int {
-        // SAFETY: the handle is valid.
-        unsafe { raw::tj3Get(self.0, param as libc::c_int) }
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // SAFETY: created by tj3Init, destroyed once.
-        unsafe { raw::tj3Destroy(self.0) }
-    }
-}
-
-thread_local! {
-    static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
-}
-
 fn with_handle<T>(f: impl FnOnce(&Handle) -> T) -> Option<T> {
-    HANDLE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Handle::new();
-        }
-        slot.as_ref().map(f)
-    })
+    tj::with(Kind::Transform, f)
 }
 
 /// Reads the header and decides whether the lossless path can take `data`,
@@ -310,26 +263,19 @@ pub fn gray(data: &[u8], header: &Header) -> Result<Option<Vec<u8>>, LosslessErr
         if res == 0 {
             return Ok(bytes);
         }
-        // SAFETY: the handle is valid.
-        let code = unsafe { raw::tj3GetErrorCode(h.0) };
-        Err((code, h.error(), bytes))
+        Err((h.warned(), h.error(), bytes))
     });
     match result {
         None => Err(LosslessError::Corrupt("TurboJPEG could not start".into())),
         Some(Ok(Some(bytes))) => Ok(Some(bytes)),
         Some(Ok(None)) => Err(LosslessError::Corrupt("TurboJPEG returned nothing".into())),
-        Some(Err((code, message, bytes))) => {
+        Some(Err((warned, message, bytes))) => {
             if message.contains("not perfect") {
                 return Ok(None);
             }
-            // A warning: the output exists. Missing data is the failure it is;
-            // stray bytes between markers (common in camera files) are not.
-            let lower = message.to_ascii_lowercase();
-            let missing = ["premature end", "truncat", "unexpected end", "short"]
-                .iter()
-                .any(|m| lower.contains(m));
+            // A warning: the output exists. Missing data is the failure it is.
             match bytes {
-                Some(bytes) if code == raw::TJERR_TJERR_WARNING as libc::c_int && !missing => {
+                Some(bytes) if warned && !tj::missing_data(&message) => {
                     tracing::debug!(warning = %message, "TurboJPEG warning tolerated");
                     Ok(Some(bytes))
                 }

@@ -8,4 +8,5 @@
 pub mod jmem;
 pub mod lossless;
 pub mod magick;
+mod tj;
 pub mod transform;

@@ -422,6 +422,35 @@ impl Converter {
         self.pool.threads as u32
     }
 
+    /// The size the output of `source` will have, from its header alone
+    /// (for `{width}` and `{height}` in a chosen name); `None` when the
+    /// header cannot be read, which the conversion then reports.
+    pub async fn output_size(
+        &self,
+        source: &SourceFile,
+        held: Option<&Bytes>,
+    ) -> Option<(u32, u32)> {
+        let body = match held {
+            Some(body) => body.clone(),
+            None => read_source(source).await?,
+        };
+        let (format, limits) = (source.format, self.limits);
+        // Without a transform the output is the upright source.
+        let transform = if self.transform.applies_to(format) {
+            self.transform
+        } else {
+            Transform::default()
+        };
+        tokio::task::spawn_blocking(move || {
+            let plan = tf::plan(&body, format, &transform, &limits).ok()?;
+            let (w, h) = plan.upright();
+            Some(transform.geometry(w, h).output())
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// An output in the work directory, with the budget its bytes take.
     pub async fn reuse(&self, path: &Path) -> Option<Output> {
         let body = self.reload(path).await?;

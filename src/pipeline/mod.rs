@@ -282,7 +282,15 @@ impl<S: ObjectStore> Pipeline<S> {
             // gone or changed). Identical content in flight, or an object
             // already in the bucket, ends the row; else convert.
             JobState::Downloaded { source } => {
-                let target = self.target(rec, source);
+                // A chosen name with the output's size needs the header first.
+                let size = match &rec.name {
+                    Some(Ok(name)) if name.needs_size() => {
+                        let held = carry.source.as_ref().map(|(body, _)| body);
+                        self.convert.output_size(source, held).await
+                    }
+                    _ => None,
+                };
+                let target = self.target(rec, source, size);
                 let input = Some(source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
@@ -374,8 +382,9 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// Where a downloaded row's object goes (see [`Target`]).
-    fn target(&self, rec: &JobRecord, source: &SourceFile) -> Target {
+    /// Where a downloaded row's object goes (see [`Target`]). `size`: the
+    /// output's, for a chosen name with `{width}` or `{height}`.
+    fn target(&self, rec: &JobRecord, source: &SourceFile, size: Option<(u32, u32)>) -> Target {
         let transform = &self.settings.transform;
         let prefix = &self.settings.store.prefix;
         let output = self.output_format(source.format);
@@ -400,7 +409,13 @@ impl<S: ObjectStore> Pipeline<S> {
             Some(Ok(name)) => Some(name),
             _ => None,
         };
-        Target::new(content, name, output.extension())
+        let format = output.coder().to_ascii_lowercase();
+        let out = keys::Output {
+            extension: output.extension(),
+            format: &format,
+            size,
+        };
+        Target::new(content, name, &out)
     }
 
     /// The format an input of `input`'s format is written in.

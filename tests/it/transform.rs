@@ -391,3 +391,33 @@ async fn heic_and_avif_are_read_where_the_build_has_the_codec() {
         assert!(seen.gray_pixels);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chosen_names_take_the_outputs_size_and_format() {
+    let env = Env::new().await;
+    let urls = vec![
+        env.http
+            .route("/a/land.jpg", Reply::jpeg(images::jpeg(640, 480, 71))),
+        env.http.route(
+            "/a/turned.jpg",
+            Reply::jpeg(with_exif(&images::jpeg(640, 480, 72), 6, false)),
+        ),
+    ];
+    env.input("in.csv", &urls);
+    let run = env
+        .run(&run_args(&[
+            "--resize",
+            "128x128",
+            "--format",
+            "webp",
+            "--key-template",
+            "t/{url_stem}-{width}x{height}.{format}",
+        ]))
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let got = objects(&env);
+    assert_eq!(got[&urls[0]].0, "t/land-128x96.webp");
+    assert_eq!(got[&urls[1]].0, "t/turned-96x128.webp", "the upright size");
+    let seen = images::inspect(&got[&urls[1]].1);
+    assert_eq!((seen.width, seen.height), (96, 128));
+}

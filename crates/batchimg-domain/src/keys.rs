@@ -102,10 +102,10 @@ pub struct Target {
 
 impl Target {
     /// The target of content key `content`, under the row's chosen name if it has one.
-    pub fn new(content: String, name: Option<&ObjectName>, extension: &str) -> Target {
+    pub fn new(content: String, name: Option<&ObjectName>, output: &Output) -> Target {
         match name {
             Some(name) => Target {
-                key: name.key(extension),
+                key: name.key_for(output),
                 tag: Some(content_tag(&content).to_string()),
                 content,
             },
@@ -159,7 +159,18 @@ enum Part {
     UrlStem,
     Ext,
     Row,
+    /// The output's format and size, known once the image's header is read.
+    Format,
+    Width,
+    Height,
 }
+
+/// Where `{format}`, `{width}` and `{height}` stand in a rendered name until
+/// the output is known: NUL-delimited, so no value a row gives (control
+/// characters are refused in them) can look like one.
+const FORMAT_MARK: &str = "\0format\0";
+const WIDTH_MARK: &str = "\0width\0";
+const HEIGHT_MARK: &str = "\0height\0";
 
 /// The most a key may be, in bytes (S3's limit).
 const MAX_KEY_LEN: usize = 1024;
@@ -194,12 +205,16 @@ impl KeyTemplate {
                 "url_stem" => Part::UrlStem,
                 "ext" => Part::Ext,
                 "row" => Part::Row,
+                "format" => Part::Format,
+                "width" => Part::Width,
+                "height" => Part::Height,
                 _ => match name.strip_prefix("column:") {
                     Some(column) if !column.is_empty() => Part::Column(column.to_string()),
                     _ => {
                         return Err(format!(
                             "{text:?}: unknown placeholder {{{name}}}; known: {{prefix}}, \
-                             {{column:NAME}}, {{url_path}}, {{url_host}}, {{url_stem}}, {{ext}}, {{row}}"
+                             {{column:NAME}}, {{url_path}}, {{url_host}}, {{url_stem}}, {{ext}}, {{row}}, \
+                             {{format}}, {{width}}, {{height}}"
                         ));
                     }
                 },
@@ -279,14 +294,29 @@ impl KeyTemplate {
                     tail = Some(String::new());
                     continue;
                 }
+                Part::Format => FORMAT_MARK.to_string(),
+                Part::Width => WIDTH_MARK.to_string(),
+                Part::Height => HEIGHT_MARK.to_string(),
             };
+            let from_row = !matches!(
+                part,
+                Part::Text(_) | Part::Format | Part::Width | Part::Height
+            );
+            if from_row && value.chars().any(char::is_control) {
+                return Err("--key-template gives a name with control characters".into());
+            }
             match &mut tail {
                 Some(t) => t.push_str(&value),
                 None => head.push_str(&value),
             }
         }
         let name = ObjectName { head, tail };
-        let key = name.key("jpeg");
+        // The longest the output's parts can make it.
+        let key = name.key_for(&Output {
+            extension: "jpeg",
+            format: "jpeg",
+            size: Some((99_999, 99_999)),
+        });
         if key.len() > MAX_KEY_LEN {
             return Err(format!(
                 "--key-template gives a name of {} bytes, over S3's {MAX_KEY_LEN}",
@@ -353,12 +383,45 @@ pub struct ObjectName {
     tail: Option<String>,
 }
 
+/// What a chosen name takes from the output: `{ext}`, `{format}`, and
+/// `{width}` and `{height}` (0 when the size could not be read).
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    pub extension: &'a str,
+    pub format: &'a str,
+    pub size: Option<(u32, u32)>,
+}
+
 impl ObjectName {
+    /// The key, for a template without `{format}`, `{width}` or `{height}`.
     pub fn key(&self, extension: &str) -> String {
-        match &self.tail {
-            Some(tail) => format!("{}{extension}{tail}", self.head),
+        self.key_for(&Output {
+            extension,
+            format: extension,
+            size: None,
+        })
+    }
+
+    /// The key of the name for an output.
+    pub fn key_for(&self, out: &Output) -> String {
+        let raw = match &self.tail {
+            Some(tail) => format!("{}{}{tail}", self.head, out.extension),
             None => self.head.clone(),
+        };
+        if !raw.contains('\0') {
+            return raw;
         }
+        let (w, h) = out.size.unwrap_or((0, 0));
+        raw.replace(FORMAT_MARK, out.format)
+            .replace(WIDTH_MARK, &w.to_string())
+            .replace(HEIGHT_MARK, &h.to_string())
+    }
+
+    /// Whether the name holds the output's size, which is then read from
+    /// the image's header before the key is known.
+    pub fn needs_size(&self) -> bool {
+        let has = |t: &str| t.contains(WIDTH_MARK) || t.contains(HEIGHT_MARK);
+        has(&self.head) || self.tail.as_deref().is_some_and(has)
     }
 }
 
@@ -421,6 +484,31 @@ mod tests {
         assert_ne!(
             &object_key("", &hash, ImageFormat::Png, IM, None)[..64],
             hex(&hash)
+        );
+    }
+
+    #[test]
+    fn templates_take_the_outputs_format_and_size() {
+        let t = KeyTemplate::parse("{prefix}{column:id}-{width}x{height}.{format}/{ext}").unwrap();
+        let name = t
+            .render("p", 1, "https://h/a.jpg", |_| Some("7".into()))
+            .unwrap();
+        assert!(name.needs_size());
+        let out = Output {
+            extension: "webp",
+            format: "webp",
+            size: Some((512, 384)),
+        };
+        assert_eq!(name.key_for(&out), "p/7-512x384.webp/webp");
+        // A row's value may not smuggle in a placeholder's mark.
+        let evil = t.render("p", 1, "https://h/a.jpg", |_| Some("a\0width\0".into()));
+        assert!(evil.unwrap_err().contains("control characters"));
+        let plain = KeyTemplate::parse("{row}.{ext}").unwrap();
+        assert!(
+            !plain
+                .render("", 1, "https://h/a", |_| None)
+                .unwrap()
+                .needs_size()
         );
     }
 

@@ -1,0 +1,197 @@
+//! Decoded pixels: turned upright, resampled and cropped, and written as
+//! PNG or WebP (JPEG is `jpeg`'s).
+
+use std::cell::RefCell;
+
+use fast_image_resize as fr;
+
+use crate::transform::Geometry;
+
+/// Decoded pixels, `channels` interleaved bytes per pixel (1 gray, 2 gray
+/// and alpha, 3 RGB, 4 RGBA).
+pub(super) struct Pixels {
+    pub(super) data: Vec<u8>,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) channels: u8,
+}
+
+/// The pixels turned as EXIF orientation `o` says, so they stand upright.
+pub(super) fn orient(p: Pixels, o: u32) -> Pixels {
+    if !(2..=8).contains(&o) {
+        return p;
+    }
+    let (w, h, c) = (p.width as usize, p.height as usize, p.channels as usize);
+    let (ow, oh) = if o >= 5 { (h, w) } else { (w, h) };
+    let mut out = vec![0u8; p.data.len()];
+    for y in 0..oh {
+        for x in 0..ow {
+            // The source pixel that lands at (x, y) of the upright image.
+            let (sx, sy) = match o {
+                2 => (w - 1 - x, y),
+                3 => (w - 1 - x, h - 1 - y),
+                4 => (x, h - 1 - y),
+                5 => (y, x),
+                6 => (y, h - 1 - x),
+                7 => (w - 1 - y, h - 1 - x),
+                _ => (w - 1 - y, x),
+            };
+            let (d, s) = ((y * ow + x) * c, (sy * w + sx) * c);
+            out[d..d + c].copy_from_slice(&p.data[s..s + c]);
+        }
+    }
+    Pixels {
+        data: out,
+        width: ow as u32,
+        height: oh as u32,
+        channels: p.channels,
+    }
+}
+
+/// The pixels resampled to `geometry`'s size and cropped to its region.
+pub(super) fn resample(p: Pixels, geometry: Geometry) -> Result<Pixels, String> {
+    let (sw, sh) = geometry.scaled;
+    let (left, top, cw, ch) = geometry.crop;
+    if (sw, sh) == (p.width, p.height) && (cw, ch) == (sw, sh) {
+        return Ok(p);
+    }
+    let kind = match p.channels {
+        1 => fr::PixelType::U8,
+        2 => fr::PixelType::U8x2,
+        3 => fr::PixelType::U8x3,
+        _ => fr::PixelType::U8x4,
+    };
+    let src = fr::images::Image::from_vec_u8(p.width, p.height, p.data, kind)
+        .map_err(|e| e.to_string())?;
+    let mut dst = fr::images::Image::new(cw, ch, kind);
+    // The crop is in the resampled image's pixels; the resizer takes it in
+    // the source's.
+    let (kx, ky) = (
+        f64::from(p.width) / f64::from(sw),
+        f64::from(p.height) / f64::from(sh),
+    );
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+        .crop(
+            f64::from(left) * kx,
+            f64::from(top) * ky,
+            f64::from(cw) * kx,
+            f64::from(ch) * ky,
+        );
+    RESIZER
+        .with(|r| r.borrow_mut().resize(&src, &mut dst, &options))
+        .map_err(|e| e.to_string())?;
+    Ok(Pixels {
+        data: dst.into_vec(),
+        width: cw,
+        height: ch,
+        channels: p.channels,
+    })
+}
+
+thread_local! {
+    /// The resizer keeps its buffers from one image to the next.
+    static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
+}
+
+pub(super) fn encode_png(p: &Pixels) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, p.width, p.height);
+    encoder.set_color(match p.channels {
+        1 => png::ColorType::Grayscale,
+        2 => png::ColorType::GrayscaleAlpha,
+        3 => png::ColorType::Rgb,
+        _ => png::ColorType::Rgba,
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer
+        .write_image_data(&p.data)
+        .map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+pub(super) fn encode_webp(p: &Pixels, quality: u8) -> Result<Vec<u8>, String> {
+    // WebP has no gray mode: gray is written as RGB with equal channels,
+    // as libvips does.
+    let expanded;
+    let (data, channels) = match p.channels {
+        1 | 2 => {
+            let alpha = p.channels == 2;
+            expanded = p
+                .data
+                .chunks_exact(p.channels as usize)
+                .flat_map(|px| {
+                    let v = px[0];
+                    let a = if alpha { Some(px[1]) } else { None };
+                    [v, v, v].into_iter().chain(a)
+                })
+                .collect::<Vec<u8>>();
+            (&expanded[..], if alpha { 4 } else { 3 })
+        }
+        n => (&p.data[..], n),
+    };
+    let stride = p.width as i32 * i32::from(channels);
+    let mut out: *mut u8 = std::ptr::null_mut();
+    // SAFETY: `data` holds `height` rows of `stride` bytes; libwebp
+    // allocates `out`, which is copied, then freed with WebPFree once.
+    unsafe {
+        let size = if channels == 4 {
+            libwebp_sys::WebPEncodeRGBA(
+                data.as_ptr(),
+                p.width as i32,
+                p.height as i32,
+                stride,
+                f32::from(quality),
+                &mut out,
+            )
+        } else {
+            libwebp_sys::WebPEncodeRGB(
+                data.as_ptr(),
+                p.width as i32,
+                p.height as i32,
+                stride,
+                f32::from(quality),
+                &mut out,
+            )
+        };
+        if size == 0 || out.is_null() {
+            return Err("libwebp refused the image".into());
+        }
+        let bytes = std::slice::from_raw_parts(out, size).to_vec();
+        libwebp_sys::WebPFree(out.cast());
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_orientation_stands_upright() {
+        // A 3x2 image whose pixels are their own index, turned each way:
+        // the corner that EXIF says is the top-left ends up there.
+        let p = || Pixels {
+            data: (0..6).collect(),
+            width: 3,
+            height: 2,
+            channels: 1,
+        };
+        let cases: [(u32, &[u8], u32); 8] = [
+            (1, &[0, 1, 2, 3, 4, 5], 3),
+            (2, &[2, 1, 0, 5, 4, 3], 3),
+            (3, &[5, 4, 3, 2, 1, 0], 3),
+            (4, &[3, 4, 5, 0, 1, 2], 3),
+            (5, &[0, 3, 1, 4, 2, 5], 2),
+            (6, &[3, 0, 4, 1, 5, 2], 2),
+            (7, &[5, 2, 4, 1, 3, 0], 2),
+            (8, &[2, 5, 1, 4, 0, 3], 2),
+        ];
+        for (o, want, width) in cases {
+            let out = orient(p(), o);
+            assert_eq!((out.data.as_slice(), out.width), (want, width), "{o}");
+        }
+    }
+}
