@@ -48,7 +48,13 @@ fn serve_set(env: &Env) -> Vec<String> {
 }
 
 async fn completes_within(limit_mib: u64, engine: &str) {
-    let name = format!("batchimg-it-{limit_mib}-{engine}");
+    completes_with(limit_mib, engine, &["--jpeg-engine", engine]).await;
+}
+
+/// Every row of the set uploaded under a `limit_mib` cgroup with `flags`,
+/// batchimg's peak RSS below the limit; `label` names the case.
+async fn completes_with(limit_mib: u64, label: &str, flags: &[&str]) {
+    let name = format!("batchimg-it-{limit_mib}-{label}");
     let Some(cgroup) = MemoryCgroup::create(&name, limit_mib << 20) else {
         return;
     };
@@ -56,7 +62,7 @@ async fn completes_within(limit_mib: u64, engine: &str) {
     let urls = serve_set(&env);
     env.input("in.csv", &urls);
     let mut args = RUN.to_vec();
-    args.extend(["--jpeg-engine", engine]);
+    args.extend(flags);
     let run = env.run_with(cgroup.command(&env), &args).await;
     assert_eq!(
         cgroup.oom_kills(),
@@ -71,7 +77,7 @@ async fn completes_within(limit_mib: u64, engine: &str) {
     );
     let peak = peak_memory_mib(&run.stderr).expect("the summary names the peak");
     eprintln!(
-        "{limit_mib} MiB cgroup, {engine}: batchimg peak RSS {peak} MiB, cgroup peak (page cache included) {} MiB",
+        "{limit_mib} MiB cgroup, {label}: batchimg peak RSS {peak} MiB, cgroup peak (page cache included) {} MiB",
         cgroup.peak().unwrap_or(0) >> 20
     );
     assert!(peak < limit_mib, "peak RSS {peak} MiB in {limit_mib} MiB");
@@ -93,6 +99,14 @@ async fn photos_and_two_98_megapixel_jpegs_complete_in_512_mib() {
 async fn the_same_through_imagemagick_completes_in_1_gib_and_512_mib() {
     completes_within(1024, "imagemagick").await;
     completes_within(512, "imagemagick").await;
+}
+
+/// The transform decodes JPEGs shrunk, so 98 MP thumbnails cost a
+/// sixty-fourth of their pixels; in colour, to WebP, the heavier case.
+#[tokio::test(flavor = "multi_thread")]
+async fn thumbnails_of_the_same_complete_in_512_mib() {
+    let flags = ["--resize", "512x512", "--keep-color", "--format", "webp"];
+    completes_with(512, "thumbnails", &flags).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
