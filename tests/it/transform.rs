@@ -226,9 +226,20 @@ async fn webp_objects_have_their_type_and_extension_and_decode_elsewhere() {
     let env = Env::new().await;
     let jpeg = images::jpeg(400, 300, 31);
     let png = images::png_with_alpha(120, 90, 32);
+    // A JPEG with an ICC profile (APP2, one chunk of one): kept in colour.
+    let icc: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+    let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
+    app2.extend_from_slice(&icc);
+    let plain = images::jpeg(300, 200, 33);
+    let mut profiled = plain[..2].to_vec();
+    profiled.extend_from_slice(&[0xFF, 0xE2]);
+    profiled.extend_from_slice(&((app2.len() + 2) as u16).to_be_bytes());
+    profiled.extend_from_slice(&app2);
+    profiled.extend_from_slice(&plain[2..]);
     let urls = vec![
         env.http.route("/a.jpg", Reply::jpeg(jpeg)),
         env.http.route("/b.png", Reply::png(png)),
+        env.http.route("/c.jpg", Reply::jpeg(profiled)),
     ];
     env.input("in.csv", &urls);
     let run = env
@@ -259,6 +270,20 @@ async fn webp_objects_have_their_type_and_extension_and_decode_elsewhere() {
     let seen = images::inspect(body);
     assert_eq!((seen.width, seen.height), (120, 90), "not enlarged");
     assert!(seen.has_alpha, "the PNG's alpha is kept in WebP");
+    let (_, body) = &got[&urls[2]];
+    let at = body
+        .windows(4)
+        .position(|w| w == b"ICCP")
+        .expect("an ICCP chunk");
+    assert_eq!(
+        &body[at + 8..at + 8 + icc.len()],
+        &icc[..],
+        "the source's profile"
+    );
+    assert!(
+        !got[&urls[0]].1.windows(4).any(|w| w == b"ICCP"),
+        "none without one"
+    );
     let types: HashSet<Option<String>> = env
         .s3
         .image_put_requests()

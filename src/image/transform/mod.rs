@@ -146,8 +146,8 @@ pub fn run(
         Vec::new()
     };
     let encoded = match output {
-        ImageFormat::Png => pixels::encode_png(&pixels),
-        ImageFormat::Webp => pixels::encode_webp(&pixels, transform.quality()),
+        ImageFormat::Png => pixels::encode_png(&pixels, icc.as_deref()),
+        ImageFormat::Webp => pixels::encode_webp(&pixels, transform.quality(), icc.as_deref()),
         _ => jpeg::encode(&pixels, transform.quality(), icc.as_deref(), &metadata),
     }
     .map_err(|message| TransformError::Encode {

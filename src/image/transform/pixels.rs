@@ -94,9 +94,12 @@ thread_local! {
     static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
 }
 
-pub(super) fn encode_png(p: &Pixels) -> Result<Vec<u8>, String> {
+/// `p` as a PNG, with the ICC profile `icc` (an `iCCP` chunk) if given.
+pub(super) fn encode_png(p: &Pixels, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, p.width, p.height);
+    let mut info = png::Info::with_size(p.width, p.height);
+    info.icc_profile = icc.map(std::borrow::Cow::Borrowed);
+    let mut encoder = png::Encoder::with_info(&mut out, info).map_err(|e| e.to_string())?;
     encoder.set_color(match p.channels {
         1 => png::ColorType::Grayscale,
         2 => png::ColorType::GrayscaleAlpha,
@@ -112,7 +115,8 @@ pub(super) fn encode_png(p: &Pixels) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-pub(super) fn encode_webp(p: &Pixels, quality: u8) -> Result<Vec<u8>, String> {
+/// `p` as a lossy WebP, with the ICC profile `icc` if given.
+pub(super) fn encode_webp(p: &Pixels, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     // WebP has no gray mode: gray is written as RGB with equal channels,
     // as libvips does.
     let expanded;
@@ -161,13 +165,89 @@ pub(super) fn encode_webp(p: &Pixels, quality: u8) -> Result<Vec<u8>, String> {
         }
         let bytes = std::slice::from_raw_parts(out, size).to_vec();
         libwebp_sys::WebPFree(out.cast());
-        Ok(bytes)
+        Ok(match icc {
+            Some(profile) => with_iccp(&bytes, p.width, p.height, profile),
+            None => bytes,
+        })
     }
+}
+
+/// A WebP with an ICC profile added: the extended format's `VP8X` chunk
+/// (made if the simple format has none) with its ICC flag set, then an
+/// `ICCP` chunk before the image data, as the WebP container spec orders
+/// them. `webp` is libwebp's own output, so its chunks are well formed.
+fn with_iccp(webp: &[u8], width: u32, height: u32, icc: &[u8]) -> Vec<u8> {
+    const ICC_FLAG: u8 = 0x20;
+    let chunk = |tag: &[u8], body: &[u8]| {
+        let mut c = tag.to_vec();
+        c.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        c.extend_from_slice(body);
+        if body.len() % 2 == 1 {
+            c.push(0);
+        }
+        c
+    };
+    let chunks = &webp[12..];
+    let mut body = b"WEBP".to_vec();
+    let rest = if chunks.starts_with(b"VP8X") {
+        let mut vp8x = chunks[..18].to_vec();
+        vp8x[8] |= ICC_FLAG;
+        body.extend_from_slice(&vp8x);
+        &chunks[18..]
+    } else {
+        // Flags, three reserved bytes, then the canvas size less one, 24 bits each.
+        let mut vp8x = vec![ICC_FLAG, 0, 0, 0];
+        vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+        vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+        body.extend_from_slice(&chunk(b"VP8X", &vp8x));
+        chunks
+    };
+    body.extend_from_slice(&chunk(b"ICCP", icc));
+    body.extend_from_slice(rest);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_icc_profile_goes_into_webp_and_png_where_decoders_find_it() {
+        // Any bytes do for the containers, which carry a profile as it is.
+        let icc: Vec<u8> = (0..=255u8).cycle().take(601).collect();
+        for channels in [3u8, 4] {
+            let p = Pixels {
+                data: vec![120; 40 * 30 * channels as usize],
+                width: 40,
+                height: 30,
+                channels,
+            };
+            let webp = encode_webp(&p, 80, Some(&icc)).unwrap();
+            // libwebp (through ImageMagick) still reads the image...
+            crate::image::magick::init(&Default::default()).unwrap();
+            let wand = magick_rust::MagickWand::new();
+            wand.read_image_blob(&webp).unwrap();
+            assert_eq!((wand.get_image_width(), wand.get_image_height()), (40, 30));
+            // ...whose RIFF size is whole, and whose ICCP chunk follows VP8X,
+            // flagged there.
+            assert_eq!(
+                u32::from_le_bytes(webp[4..8].try_into().unwrap()) as usize + 8,
+                webp.len()
+            );
+            assert_eq!(&webp[12..16], b"VP8X");
+            assert_eq!(webp[20] & 0x20, 0x20);
+            assert_eq!(&webp[30..34], b"ICCP");
+            assert_eq!(&webp[38..38 + icc.len()], &icc[..]);
+            let png = encode_png(&p, Some(&icc)).unwrap();
+            let reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            assert_eq!(reader.info().icc_profile.as_deref(), Some(&icc[..]));
+        }
+    }
 
     #[test]
     fn every_orientation_stands_upright() {
