@@ -347,7 +347,7 @@ impl Converter {
             Job::Lossless(_) => Engine::Lossless,
             Job::Magick(_) => Engine::ImageMagick,
             Job::Transform(tf::Plan::Jpeg(_), _) => Engine::TurboJpeg,
-            Job::Transform(tf::Plan::Magick(_), _) => Engine::Decoded,
+            Job::Transform(tf::Plan::Magick(..), _) => Engine::Decoded,
         };
         let alone = alone || self.quarantine.careful;
         let permits = if alone { self.permits_total() } else { 1 };

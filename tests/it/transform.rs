@@ -427,6 +427,17 @@ async fn chosen_names_take_the_outputs_size_and_format() {
             "/a/turned.jpg",
             Reply::jpeg(with_exif(&images::jpeg(640, 480, 72), 6, false)),
         ),
+        // Reduced in ImageMagick first (to twice the size), then resampled.
+        env.http.route(
+            "/a/big.png",
+            Reply::png(images::encode(
+                900,
+                601,
+                &images::rgb_pixels(900, 601, 73),
+                "RGB",
+                "PNG",
+            )),
+        ),
     ];
     env.input("in.csv", &urls);
     let run = env
@@ -443,6 +454,8 @@ async fn chosen_names_take_the_outputs_size_and_format() {
     let got = objects(&env);
     assert_eq!(got[&urls[0]].0, "t/land-128x96.webp");
     assert_eq!(got[&urls[1]].0, "t/turned-96x128.webp", "the upright size");
+    assert_eq!(got[&urls[2]].0, "t/big-128x85.webp");
+    assert_eq!(images::inspect(&got[&urls[2]].1).width, 128);
     let seen = images::inspect(&got[&urls[1]].1);
     assert_eq!((seen.width, seen.height), (96, 128));
 }

@@ -69,7 +69,9 @@ pub struct Made {
 /// How an image will be decoded, decided from its header.
 pub enum Plan {
     Jpeg(JpegPlan),
-    Magick(Pinged),
+    /// ImageMagick's decode, and the bytes of the pixels handed out of its
+    /// cache (see [`export_size`]).
+    Magick(Pinged, u64),
 }
 
 impl Plan {
@@ -78,20 +80,21 @@ impl Plan {
     pub fn upright(&self) -> (u32, u32) {
         match self {
             Plan::Jpeg(p) => p.upright(),
-            Plan::Magick(p) => (p.width as u32, p.height as u32),
+            Plan::Magick(p, _) => (p.width as u32, p.height as u32),
         }
     }
 
     /// What the transform holds at its peak besides the encoded input and
     /// output: the decoded pixels at the chosen scale, their resampled
     /// copy, and a progressive JPEG's coefficients (libjpeg keeps them all
-    /// until the last scan).
+    /// until the last scan); for ImageMagick, its pixel cache and the pixels
+    /// handed out of it.
     pub fn memory_bytes(&self, budget: u64) -> u64 {
         match self {
             Plan::Jpeg(p) => p.memory_bytes(),
             // A pixel cache larger than the budget is kept on disk.
-            Plan::Magick(p) if p.cache_bytes() > budget => 16 << 20,
-            Plan::Magick(p) => p.cache_bytes(),
+            Plan::Magick(p, export) if p.cache_bytes() > budget => (16 << 20) + 2 * export,
+            Plan::Magick(p, export) => p.cache_bytes() + 2 * export,
         }
     }
 }
@@ -109,7 +112,10 @@ pub fn plan(
     {
         return Ok(Plan::Jpeg(plan));
     }
-    Ok(Plan::Magick(magick::ping(data, limits)?))
+    let pinged = magick::ping(data, limits)?;
+    let (w, h) = export_size(pinged.width, pinged.height, transform);
+    // Four bytes a pixel at most (RGBA).
+    Ok(Plan::Magick(pinged, 4 * w as u64 * h as u64))
 }
 
 /// Transforms `data` as `plan` decided; `format` is the input's.
@@ -129,7 +135,7 @@ pub fn run(
             let pixels = pixels::orient(pixels, p.orientation);
             (pixels, icc, Engine::TurboJpeg, transform.geometry(uw, uh))
         }
-        Plan::Magick(_) => {
+        Plan::Magick(..) => {
             let alpha = output != ImageFormat::Jpeg;
             let pixels = decode_magick(data, transform, alpha)?;
             let geometry = transform.geometry(pixels.width, pixels.height);
@@ -179,6 +185,14 @@ fn decode_magick(
     wand.set_first_iterator();
     let failed = |e: magick_rust::MagickError| MagickError::Transform(e.to_string());
     wand.auto_orient();
+    // A large reduction starts in ImageMagick, averaging boxes down to
+    // twice the size asked for, so the pixels handed out stay small.
+    let (w, h) = (wand.get_image_width(), wand.get_image_height());
+    let (ew, eh) = export_size(w, h, transform);
+    if (ew, eh) != (w, h) {
+        wand.resize_image(ew, eh, magick_rust::FilterType::Box)
+            .map_err(failed)?;
+    }
     let has_alpha = wand.get_image_alpha_channel();
     if has_alpha && !alpha {
         let mut white = PixelWand::new();
@@ -211,4 +225,17 @@ fn decode_magick(
         height: height as u32,
         channels: map.len() as u8,
     })
+}
+
+/// The size ImageMagick hands pixels out at for a `width` x `height`
+/// image: twice the resampled size where that is at most half the image's
+/// (the last reduction then stays with the Lanczos3 resampler), else its own.
+fn export_size(width: usize, height: usize, transform: &Transform) -> (usize, usize) {
+    let g = transform.geometry(width as u32, height as u32);
+    let (sw, sh) = (2 * g.scaled.0 as usize, 2 * g.scaled.1 as usize);
+    if sw <= width && sh <= height && (sw, sh) != (width, height) {
+        (sw, sh)
+    } else {
+        (width, height)
+    }
 }
