@@ -14,7 +14,7 @@ FROM rust:${RUST_VERSION}-trixie AS builder
 # updates replace the exact versions, so a pin would break the build within weeks.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmagickwand-7.q16-dev libclang-dev pkg-config cmake nasm \
+ && apt-get install -y --no-install-recommends libmagickwand-7.q16-dev libwebp-dev libclang-dev pkg-config cmake nasm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The commit `batchimg --version` names: .git is not in the build context, so
@@ -39,6 +39,9 @@ FROM debian:trixie-slim
 # libmagickwand-7.q16-10 pulls libmagickcore-7.q16-10 (the PNG, JPEG, GIF,
 # WebP, TIFF and BMP coders) and imagemagick-7-common; recommends (Ghostscript,
 # fonts) are left out because batchimg disables every delegate anyway.
+# libwebp7 is the transform's WebP encoder (linked directly too); libheif's
+# decoder plugins are only recommended by libheif1, so they are named: they
+# read HEIC (libde265) and AVIF (dav1d).
 #
 # /etc/ImageMagick-7/policy.xml is deleted on purpose: batchimg installs its own,
 # stricter security policy in-process and then verifies it; if ImageMagick has
@@ -47,7 +50,8 @@ FROM debian:trixie-slim
 # only one.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmagickwand-7.q16-10 ca-certificates \
+ && apt-get install -y --no-install-recommends libmagickwand-7.q16-10 libwebp7 \
+      libheif-plugin-libde265 libheif-plugin-dav1d ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && rm -f /etc/ImageMagick-7/policy.xml \
  && useradd --no-log-init --uid 10001 --user-group --home-dir /work --no-create-home \
