@@ -174,10 +174,25 @@ impl CsvPart {
             // open, which would otherwise swallow the rest of the file.
             let url_field = self.record.get(self.url_at).unwrap_or_default();
             if url_field.contains(&b'\n') || url_field.contains(&b'\r') {
-                let end = reader.position().line();
+                // The record ends where its field's last line break leads:
+                // the reader's position is already the next record's line.
+                // A quote left open runs to the end of the file, whose
+                // last line break ends no line of its own.
+                let last = self.record.len().saturating_sub(1);
+                let breaks = |b: u8| -> usize {
+                    self.record
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let f = if i == last { f.trim_ascii_end() } else { f };
+                            f.iter().filter(|&&c| c == b).count()
+                        })
+                        .sum()
+                };
+                let end = line + breaks(b'\n').max(breaks(b'\r')) as u64;
                 return invalid(format!(
-                    "a quote opened here is not closed before line {end}; a URL cannot \
-                     span lines"
+                    "a quoted field opened here runs to line {end}; a URL cannot span lines \
+                     (is a quote left open?)"
                 ));
             }
             // A blank line reads as one empty field, whatever the width.
@@ -269,7 +284,16 @@ mod tests {
         let err = rows("url\nhttp://a/1.jpg\n\"http://a/2.jpg\nhttp://a/3.jpg\nhttp://a/4.jpg\n")
             .unwrap_err();
         assert!(err.contains("line 3"), "{err}");
-        assert!(err.contains("not closed"), "{err}");
+        assert!(err.contains("runs to line 5"), "the end of the file: {err}");
+        assert!(err.contains("quote left open"), "{err}");
+    }
+
+    #[test]
+    fn a_url_over_two_lines_names_the_line_its_quote_closes_on() {
+        // The header, then lines 2-3 the broken URL (closed on 3), then a good one.
+        let err = rows("url\n\"https://h/a\n.jpg\"\nhttps://h/b.jpg\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("runs to line 3"), "{err}");
     }
 
     #[test]
