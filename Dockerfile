@@ -29,10 +29,14 @@ COPY src/ src/
 # Cargo.toml declares the `pipeline` bench target; cargo refuses a manifest
 # whose declared targets are missing, even when building only the binary.
 COPY benches/ benches/
+COPY scripts/split-debug.sh scripts/
+# The image ships the binary without its debug info; batchimg.debug stays in
+# this stage (`docker build --target builder`) for reading a backtrace.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin batchimg \
- && install -m 0755 target/release/batchimg /usr/local/bin/batchimg
+ && install -m 0755 target/release/batchimg /usr/local/bin/batchimg \
+ && scripts/split-debug.sh /usr/local/bin/batchimg
 
 FROM debian:trixie-slim
 # Same reason as above for not pinning versions (DL3008).

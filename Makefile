@@ -9,8 +9,11 @@ INPUT ?=
 setup:
 	@scripts/setup.sh
 
+# The shipped binary without its debug info, which goes to batchimg.debug
+# beside it (scripts/split-debug.sh).
 build: setup
 	$(CARGO) build --release --locked
+	@scripts/split-debug.sh target/release/batchimg
 
 run: build
 	@INPUT="$(INPUT)" scripts/demo.sh
