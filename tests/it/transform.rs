@@ -455,7 +455,12 @@ async fn chosen_names_take_the_outputs_size_and_format() {
     assert_eq!(got[&urls[0]].0, "t/land-128x96.webp");
     assert_eq!(got[&urls[1]].0, "t/turned-96x128.webp", "the upright size");
     assert_eq!(got[&urls[2]].0, "t/big-128x85.webp");
-    assert_eq!(images::inspect(&got[&urls[2]].1).width, 128);
+    let seen = images::inspect(&got[&urls[2]].1);
+    assert_eq!(
+        (seen.width, seen.height),
+        (128, 85),
+        "the size the name says"
+    );
     let seen = images::inspect(&got[&urls[1]].1);
     assert_eq!((seen.width, seen.height), (96, 128));
 }

@@ -15,7 +15,7 @@
 //!
 //! Nothing of the source's metadata is written unless `--keep-metadata`
 //! asks (then a JPEG's EXIF, orientation reset to 1, XMP and comments go
-//! into a JPEG output); a colour JPEG output keeps the source's ICC profile,
+//! into a JPEG output); a colour output keeps a JPEG source's ICC profile,
 //! so its colours do not shift. The limits are checked from the header
 //! before any pixel is decoded, and [`Plan::memory_bytes`] counts the pixels
 //! actually decoded at the chosen scale.
@@ -137,9 +137,8 @@ pub fn run(
         }
         Plan::Magick(..) => {
             let alpha = output != ImageFormat::Jpeg;
-            let pixels = decode_magick(data, transform, alpha)?;
-            let geometry = transform.geometry(pixels.width, pixels.height);
-            (pixels, None, Engine::Decoded, geometry)
+            let (pixels, (w, h)) = decode_magick(data, transform, alpha)?;
+            (pixels, None, Engine::Decoded, transform.geometry(w, h))
         }
     };
     let pixels = pixels::resample(pixels, geometry).map_err(|message| TransformError::Encode {
@@ -170,12 +169,13 @@ pub fn run(
 
 /// Any other image's first frame, upright, as 8-bit pixels: gray unless
 /// colour is kept, with its alpha when the output can hold one (else
-/// flattened on white).
+/// flattened on white); and the upright frame's full size, which the
+/// geometry is computed from (the pixels may be handed out reduced).
 fn decode_magick(
     data: &[u8],
     transform: &Transform,
     alpha: bool,
-) -> Result<Pixels, TransformError> {
+) -> Result<(Pixels, (u32, u32)), TransformError> {
     let wand = MagickWand::new();
     wand.read_image_blob(data)
         .map_err(|e| magick::decode_error(e.to_string()))?;
@@ -219,12 +219,13 @@ fn decode_magick(
     let data = wand
         .export_image_pixels(0, 0, width, height, map)
         .ok_or_else(|| MagickError::Transform("cannot read the decoded pixels".into()))?;
-    Ok(Pixels {
+    let pixels = Pixels {
         data,
         width: width as u32,
         height: height as u32,
         channels: map.len() as u8,
-    })
+    };
+    Ok((pixels, (w as u32, h as u32)))
 }
 
 /// The size ImageMagick hands pixels out at for a `width` x `height`
