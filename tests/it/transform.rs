@@ -236,10 +236,24 @@ async fn webp_objects_have_their_type_and_extension_and_decode_elsewhere() {
     profiled.extend_from_slice(&((app2.len() + 2) as u16).to_be_bytes());
     profiled.extend_from_slice(&app2);
     profiled.extend_from_slice(&plain[2..]);
+    // A PNG with one, through ImageMagick's decode.
+    let mut png_icc = Vec::new();
+    let mut info = png::Info::with_size(50, 40);
+    info.icc_profile = Some(std::borrow::Cow::Borrowed(&icc[..]));
+    info.color_type = png::ColorType::Rgb;
+    let mut writer = png::Encoder::with_info(&mut png_icc, info)
+        .unwrap()
+        .write_header()
+        .unwrap();
+    writer
+        .write_image_data(&images::rgb_pixels(50, 40, 34))
+        .unwrap();
+    writer.finish().unwrap();
     let urls = vec![
         env.http.route("/a.jpg", Reply::jpeg(jpeg)),
         env.http.route("/b.png", Reply::png(png)),
         env.http.route("/c.jpg", Reply::jpeg(profiled)),
+        env.http.route("/d.png", Reply::png(png_icc)),
     ];
     env.input("in.csv", &urls);
     let run = env

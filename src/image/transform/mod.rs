@@ -15,8 +15,8 @@
 //!
 //! Nothing of the source's metadata is written unless `--keep-metadata`
 //! asks (then a JPEG's EXIF, orientation reset to 1, XMP and comments go
-//! into a JPEG output); a colour output keeps a JPEG source's ICC profile,
-//! so its colours do not shift. The limits are checked from the header
+//! into a JPEG output); a colour output keeps the source's ICC profile, so
+//! its colours do not shift. The limits are checked from the header
 //! before any pixel is decoded, and [`Plan::memory_bytes`] counts the pixels
 //! actually decoded at the chosen scale.
 
@@ -138,7 +138,12 @@ pub fn run(
         Plan::Magick(..) => {
             let alpha = output != ImageFormat::Jpeg;
             let (pixels, (w, h)) = decode_magick(data, transform, alpha)?;
-            (pixels, None, Engine::Decoded, transform.geometry(w, h))
+            let icc = if transform.keep_color {
+                icc_profile(data)
+            } else {
+                None
+            };
+            (pixels, icc, Engine::Decoded, transform.geometry(w, h))
         }
     };
     let pixels = pixels::resample(pixels, geometry).map_err(|message| TransformError::Encode {
@@ -238,5 +243,35 @@ fn export_size(width: usize, height: usize, transform: &Transform) -> (usize, us
         (sw, sh)
     } else {
         (width, height)
+    }
+}
+
+/// The ICC profile of an image ImageMagick reads, from its headers alone (a
+/// ping). magick_rust's wand does not hand out profiles, so a wand of the C
+/// API's own reads it.
+fn icc_profile(data: &[u8]) -> Option<Vec<u8>> {
+    use magick_rust::bindings;
+    // SAFETY: a wand made, used and destroyed here; `data` is valid for its
+    // length during the ping; the profile ImageMagick allocates is copied,
+    // then relinquished exactly once.
+    unsafe {
+        let wand = bindings::NewMagickWand();
+        if wand.is_null() {
+            return None;
+        }
+        let mut profile = None;
+        let pinged = bindings::MagickPingImageBlob(wand, data.as_ptr().cast(), data.len());
+        if pinged == bindings::MagickBooleanType::MagickTrue {
+            let mut len = 0usize;
+            let bytes = bindings::MagickGetImageProfile(wand, c"icc".as_ptr(), &mut len);
+            if !bytes.is_null() {
+                if len > 0 {
+                    profile = Some(std::slice::from_raw_parts(bytes, len).to_vec());
+                }
+                bindings::MagickRelinquishMemory(bytes.cast());
+            }
+        }
+        bindings::DestroyMagickWand(wand);
+        profile
     }
 }
