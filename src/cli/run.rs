@@ -149,8 +149,9 @@ pub struct TransformArgs {
     pub keep_color: bool,
 
     /// Keep a JPEG's EXIF (GPS included; the orientation tag reset, as the
-    /// pixels are turned upright), XMP and comments in a JPEG output. By
-    /// default a transformed image carries none of them.
+    /// pixels are turned upright), XMP and comments in the output (WebP has
+    /// no place for comments). By default a transformed image carries none
+    /// of them.
     #[arg(long, help_heading = TRANSFORM, env = "BATCHIMG_KEEP_METADATA", value_parser = clap::builder::FalseyValueParser::new())]
     pub keep_metadata: bool,
 }

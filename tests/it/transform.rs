@@ -219,6 +219,32 @@ async fn gps_exif_is_dropped_unless_metadata_is_kept() {
         (wand.get_image_width(), wand.get_image_height()),
         (100, 133)
     );
+
+    // Kept in WebP (an EXIF chunk) and PNG (eXIf) too, as the same TIFF body.
+    // A WebP chunk's size follows its tag; a PNG chunk's comes before it.
+    for (format, tag, skip) in [("webp", &b"EXIF"[..], 8), ("png", &b"eXIf"[..], 4)] {
+        let run = env
+            .run(&run_args(&[
+                "--resize",
+                "100x",
+                "--keep-metadata",
+                "--format",
+                format,
+            ]))
+            .await;
+        assert_eq!(run.code, 0, "{run:?}");
+        let (_, body) = &objects(&env)[&url];
+        let at = body.windows(4).position(|w| w == tag).expect(format);
+        let exif = &body[at + skip..];
+        assert_eq!(&exif[..4], b"II*\0", "{format}: the TIFF body");
+        assert_eq!(&exif[18..20], &[1, 0], "{format}: orientation 1");
+        assert!(
+            exif[..exif.len().min(80)].windows(2).any(|w| w == b"N\0"),
+            "{format}: GPS kept"
+        );
+        let seen = images::inspect(body);
+        assert_eq!((seen.width, seen.height), (100, 133), "{format}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

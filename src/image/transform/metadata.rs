@@ -1,33 +1,68 @@
-//! `--keep-metadata`: a JPEG source's EXIF, XMP and comment segments, for a
-//! JPEG output, with the EXIF orientation reset now that the pixels stand
-//! upright.
+//! `--keep-metadata`: a JPEG source's EXIF, XMP and comments, for any
+//! output, with the EXIF orientation reset now that the pixels stand upright.
 
 use crate::image::lossless;
 
-/// A JPEG's EXIF (orientation reset to 1, as the pixels are upright now),
-/// XMP and comment segments, whole, for `--keep-metadata`.
-pub(super) fn kept_segments(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (marker, segment) in lossless::segments(data) {
-        let keep = match marker {
-            0xFE => true,
-            0xE1 => {
-                segment.starts_with(b"Exif\0\0") || segment.starts_with(b"http://ns.adobe.com/xap/")
+const EXIF_ID: &[u8] = b"Exif\0\0";
+const XMP_ID: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+
+/// The metadata a JPEG source carries, as each container stores it.
+#[derive(Default)]
+pub(super) struct Kept {
+    /// The EXIF TIFF body, its orientation reset to 1.
+    pub(super) exif: Option<Vec<u8>>,
+    /// The XMP packet.
+    pub(super) xmp: Option<Vec<u8>>,
+    pub(super) comments: Vec<Vec<u8>>,
+}
+
+impl Kept {
+    /// What `data`, a JPEG, carries: the first EXIF and XMP segments and
+    /// every comment.
+    pub(super) fn from_jpeg(data: &[u8]) -> Kept {
+        let mut kept = Kept::default();
+        for (marker, segment) in lossless::segments(data) {
+            match marker {
+                0xFE => kept.comments.push(segment.to_vec()),
+                0xE1 if kept.exif.is_none() && segment.starts_with(EXIF_ID) => {
+                    let mut tiff = segment[EXIF_ID.len()..].to_vec();
+                    reset_orientation(&mut tiff);
+                    kept.exif = Some(tiff);
+                }
+                0xE1 if kept.xmp.is_none() && segment.starts_with(XMP_ID) => {
+                    kept.xmp = Some(segment[XMP_ID.len()..].to_vec());
+                }
+                _ => {}
             }
-            _ => false,
-        };
-        if !keep || segment.len() + 2 > usize::from(u16::MAX) {
-            continue;
         }
-        let mut body = segment.to_vec();
-        if body.starts_with(b"Exif\0\0") {
-            reset_orientation(&mut body[6..]);
-        }
-        out.extend_from_slice(&[0xFF, marker]);
-        out.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&body);
+        kept
     }
-    out
+
+    /// The JPEG marker segments that hold it: APP1 EXIF, APP1 XMP, COM.
+    pub(super) fn jpeg_segments(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut segment = |marker: u8, parts: &[&[u8]]| {
+            let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 2;
+            // A segment's length is 16 bits; a larger one was not read whole either.
+            if len <= usize::from(u16::MAX) {
+                out.extend_from_slice(&[0xFF, marker]);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+                for p in parts {
+                    out.extend_from_slice(p);
+                }
+            }
+        };
+        if let Some(exif) = &self.exif {
+            segment(0xE1, &[EXIF_ID, exif]);
+        }
+        if let Some(xmp) = &self.xmp {
+            segment(0xE1, &[XMP_ID, xmp]);
+        }
+        for c in &self.comments {
+            segment(0xFE, &[c]);
+        }
+        out
+    }
 }
 
 /// Sets the Orientation tag (0x0112) of a TIFF body's first IFD to 1.

@@ -15,7 +15,7 @@
 //!
 //! Nothing of the source's metadata is written unless `--keep-metadata`
 //! asks (then a JPEG's EXIF, orientation reset to 1, XMP and comments go
-//! into a JPEG output); a colour output keeps the source's ICC profile, so
+//! into the output, as its container stores them); a colour output keeps the source's ICC profile, so
 //! its colours do not shift. The limits are checked from the header
 //! before any pixel is decoded, and [`Plan::memory_bytes`] counts the pixels
 //! actually decoded at the chosen scale.
@@ -150,15 +150,16 @@ pub fn run(
         format: output,
         message,
     })?;
-    let metadata = if transform.keep_metadata && format == ImageFormat::Jpeg {
-        metadata::kept_segments(data)
+    let kept = if transform.keep_metadata && format == ImageFormat::Jpeg {
+        metadata::Kept::from_jpeg(data)
     } else {
-        Vec::new()
+        metadata::Kept::default()
     };
+    let icc = icc.as_deref();
     let encoded = match output {
-        ImageFormat::Png => pixels::encode_png(&pixels, icc.as_deref()),
-        ImageFormat::Webp => pixels::encode_webp(&pixels, transform.quality(), icc.as_deref()),
-        _ => jpeg::encode(&pixels, transform.quality(), icc.as_deref(), &metadata),
+        ImageFormat::Png => pixels::encode_png(&pixels, icc, &kept),
+        ImageFormat::Webp => pixels::encode_webp(&pixels, transform.quality(), icc, &kept),
+        _ => jpeg::encode(&pixels, transform.quality(), icc, &kept.jpeg_segments()),
     }
     .map_err(|message| TransformError::Encode {
         format: output,

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 
 use fast_image_resize as fr;
 
+use super::metadata::Kept;
 use crate::transform::Geometry;
 
 /// Decoded pixels, `channels` interleaved bytes per pixel (1 gray, 2 gray
@@ -94,12 +95,26 @@ thread_local! {
     static RESIZER: RefCell<fr::Resizer> = RefCell::new(fr::Resizer::new());
 }
 
-/// `p` as a PNG, with the ICC profile `icc` (an `iCCP` chunk) if given.
-pub(super) fn encode_png(p: &Pixels, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
+/// `p` as a PNG, with the ICC profile `icc` (an `iCCP` chunk) if given, and
+/// the kept metadata: EXIF (`eXIf`), XMP (`iTXt` `XML:com.adobe.xmp`) and
+/// comments (`tEXt` `Comment`).
+pub(super) fn encode_png(p: &Pixels, icc: Option<&[u8]>, kept: &Kept) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut info = png::Info::with_size(p.width, p.height);
     info.icc_profile = icc.map(std::borrow::Cow::Borrowed);
+    info.exif_metadata = kept.exif.as_deref().map(std::borrow::Cow::Borrowed);
     let mut encoder = png::Encoder::with_info(&mut out, info).map_err(|e| e.to_string())?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if let Some(xmp) = &kept.xmp {
+        encoder
+            .add_itxt_chunk("XML:com.adobe.xmp".into(), text(xmp))
+            .map_err(|e| e.to_string())?;
+    }
+    for c in &kept.comments {
+        encoder
+            .add_text_chunk("Comment".into(), text(c))
+            .map_err(|e| e.to_string())?;
+    }
     encoder.set_color(match p.channels {
         1 => png::ColorType::Grayscale,
         2 => png::ColorType::GrayscaleAlpha,
@@ -115,8 +130,14 @@ pub(super) fn encode_png(p: &Pixels, icc: Option<&[u8]>) -> Result<Vec<u8>, Stri
     Ok(out)
 }
 
-/// `p` as a lossy WebP, with the ICC profile `icc` if given.
-pub(super) fn encode_webp(p: &Pixels, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
+/// `p` as a lossy WebP, with the ICC profile `icc` if given and the kept
+/// EXIF and XMP (WebP has no place for comments).
+pub(super) fn encode_webp(
+    p: &Pixels,
+    quality: u8,
+    icc: Option<&[u8]>,
+    kept: &Kept,
+) -> Result<Vec<u8>, String> {
     // WebP has no gray mode: gray is written as RGB with equal channels,
     // as libvips does.
     let expanded;
@@ -165,19 +186,49 @@ pub(super) fn encode_webp(p: &Pixels, quality: u8, icc: Option<&[u8]>) -> Result
         }
         let bytes = std::slice::from_raw_parts(out, size).to_vec();
         libwebp_sys::WebPFree(out.cast());
-        Ok(match icc {
-            Some(profile) => with_iccp(&bytes, p.width, p.height, profile),
-            None => bytes,
+        let extras = Extras {
+            icc,
+            exif: kept.exif.as_deref(),
+            xmp: kept.xmp.as_deref(),
+        };
+        Ok(if extras.any() {
+            with_extras(&bytes, p.width, p.height, &extras)
+        } else {
+            bytes
         })
     }
 }
 
-/// A WebP with an ICC profile added: the extended format's `VP8X` chunk
-/// (made if the simple format has none) with its ICC flag set, then an
-/// `ICCP` chunk before the image data, as the WebP container spec orders
-/// them. `webp` is libwebp's own output, so its chunks are well formed.
-fn with_iccp(webp: &[u8], width: u32, height: u32, icc: &[u8]) -> Vec<u8> {
+/// What the extended WebP format adds to an image: each with its flag in
+/// `VP8X` and a chunk of its own.
+struct Extras<'a> {
+    icc: Option<&'a [u8]>,
+    exif: Option<&'a [u8]>,
+    xmp: Option<&'a [u8]>,
+}
+
+impl Extras<'_> {
+    fn any(&self) -> bool {
+        self.icc.is_some() || self.exif.is_some() || self.xmp.is_some()
+    }
+}
+
+/// A WebP in the extended format: a `VP8X` chunk (made if libwebp wrote
+/// the simple format) with the flags of what is added, then `ICCP`, the
+/// image's own chunks, `EXIF` and `XMP `, in the order the WebP container
+/// spec gives. `webp` is libwebp's own output, so its chunks are well formed.
+fn with_extras(webp: &[u8], width: u32, height: u32, extras: &Extras) -> Vec<u8> {
     const ICC_FLAG: u8 = 0x20;
+    const EXIF_FLAG: u8 = 0x08;
+    const XMP_FLAG: u8 = 0x04;
+    let flags = [
+        (extras.icc, ICC_FLAG),
+        (extras.exif, EXIF_FLAG),
+        (extras.xmp, XMP_FLAG),
+    ]
+    .iter()
+    .filter(|(b, _)| b.is_some())
+    .fold(0, |f, (_, flag)| f | flag);
     let chunk = |tag: &[u8], body: &[u8]| {
         let mut c = tag.to_vec();
         c.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -191,19 +242,27 @@ fn with_iccp(webp: &[u8], width: u32, height: u32, icc: &[u8]) -> Vec<u8> {
     let mut body = b"WEBP".to_vec();
     let rest = if chunks.starts_with(b"VP8X") {
         let mut vp8x = chunks[..18].to_vec();
-        vp8x[8] |= ICC_FLAG;
+        vp8x[8] |= flags;
         body.extend_from_slice(&vp8x);
         &chunks[18..]
     } else {
         // Flags, three reserved bytes, then the canvas size less one, 24 bits each.
-        let mut vp8x = vec![ICC_FLAG, 0, 0, 0];
+        let mut vp8x = vec![flags, 0, 0, 0];
         vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
         vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
         body.extend_from_slice(&chunk(b"VP8X", &vp8x));
         chunks
     };
-    body.extend_from_slice(&chunk(b"ICCP", icc));
+    if let Some(icc) = extras.icc {
+        body.extend_from_slice(&chunk(b"ICCP", icc));
+    }
     body.extend_from_slice(rest);
+    if let Some(exif) = extras.exif {
+        body.extend_from_slice(&chunk(b"EXIF", exif));
+    }
+    if let Some(xmp) = extras.xmp {
+        body.extend_from_slice(&chunk(b"XMP ", xmp));
+    }
     let mut out = b"RIFF".to_vec();
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
@@ -225,7 +284,7 @@ mod tests {
                 height: 30,
                 channels,
             };
-            let webp = encode_webp(&p, 80, Some(&icc)).unwrap();
+            let webp = encode_webp(&p, 80, Some(&icc), &Kept::default()).unwrap();
             // libwebp (through ImageMagick) still reads the image...
             crate::image::magick::init(&Default::default()).unwrap();
             let wand = magick_rust::MagickWand::new();
@@ -241,7 +300,7 @@ mod tests {
             assert_eq!(webp[20] & 0x20, 0x20);
             assert_eq!(&webp[30..34], b"ICCP");
             assert_eq!(&webp[38..38 + icc.len()], &icc[..]);
-            let png = encode_png(&p, Some(&icc)).unwrap();
+            let png = encode_png(&p, Some(&icc), &Kept::default()).unwrap();
             let reader = png::Decoder::new(std::io::Cursor::new(png))
                 .read_info()
                 .unwrap();
