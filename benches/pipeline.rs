@@ -953,26 +953,15 @@ fn run_batchimg(
         .env("BATCHIMG_ALLOW_PRIVATE_NETWORKS", "1")
         .spawn()
         .expect("build the release binary first (make bench does)");
-    let pid = child.id() as libc::pid_t;
     // wait4 gives the child's CPU; not its peak RSS: the kernel carries the
     // spawning process's peak across exec into the child's `ru_maxrss` (this
     // process holds every image, hundreds of MB at 12 MP), so the peak is
     // batchimg's own `VmHWM`, from its summary.
-    let mut status = 0;
-    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child; status and usage are valid out-pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
+    let (code, usage) = reap(&mut child);
     let wall = started.elapsed();
-    let _ = child.try_wait();
     let (max_rss_mb, failed_rows) = own_peak_mb(&summary);
     Measured {
-        code: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
+        code,
         wall,
         failed_rows,
         max_rss_mb,
@@ -980,6 +969,26 @@ fn run_batchimg(
         sys: tv(usage.ru_stime),
         switches: (usage.ru_nvcsw, usage.ru_nivcsw),
     }
+}
+
+/// Waits for `child` with wait4: its exit code (-1 when a signal ended it)
+/// and what it used, every thread counted.
+fn reap(child: &mut std::process::Child) -> (i32, libc::rusage) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and usage are valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    // Reaped by wait4 already; this only settles the handle.
+    let _ = child.try_wait();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage)
 }
 
 fn tv(t: libc::timeval) -> Duration {

@@ -23,7 +23,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Network, S3, Variant, run_batchimg, serve, tv};
+use super::{Network, S3, Variant, reap, run_batchimg, serve, tv};
 
 struct Job {
     name: &'static str,
@@ -96,20 +96,7 @@ fn measured(cmd: &mut Command) -> (Duration, i32) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{cmd:?}: {e} (make setup installs it)"));
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child; status and usage are valid out-pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid);
-    // Reaped by wait4 already; this only settles the handle.
-    let _ = child.try_wait();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let (code, usage) = reap(&mut child);
     (tv(usage.ru_utime) + tv(usage.ru_stime), code)
 }
 

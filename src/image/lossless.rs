@@ -24,7 +24,7 @@
 
 use turbojpeg::raw;
 
-use crate::image::tj::{self, Handle, Kind};
+use crate::image::tj::{self, Handle, JpegHeader, Kind};
 
 use crate::options::Limits;
 
@@ -79,32 +79,13 @@ fn with_handle<T>(f: impl FnOnce(&Handle) -> T) -> Option<T> {
 /// Reads the header and decides whether the lossless path can take `data`,
 /// checking the pixel limits first.
 pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
-    let header = with_handle(|h| {
-        // SAFETY: `data` is valid for its length during the call.
-        let res =
-            unsafe { raw::tj3DecompressHeader(h.0, data.as_ptr(), data.len() as raw::size_t) };
-        if res != 0 {
-            return Err(h.error());
-        }
-        Ok((
-            h.get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
-            h.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
-            h.get(raw::TJPARAM_TJPARAM_COLORSPACE),
-            h.get(raw::TJPARAM_TJPARAM_PRECISION),
-            h.get(raw::TJPARAM_TJPARAM_LOSSLESS),
-            h.get(raw::TJPARAM_TJPARAM_SUBSAMP),
-        ))
-    });
-    let Some(header) = header else {
-        return Ok(Plan::ImageMagick("TurboJPEG could not start"));
-    };
     // A header TurboJPEG cannot read is ImageMagick's to judge (and report).
-    let Ok((width, height, colorspace, precision, lossless, subsamp)) = header else {
-        return Ok(Plan::ImageMagick("TurboJPEG cannot read the header"));
+    let header = match JpegHeader::read(Kind::Transform, data) {
+        Ok(header) => header,
+        Err(why) => return Ok(Plan::ImageMagick(why)),
     };
-    let (width, height) = (width.max(0) as usize, height.max(0) as usize);
-    let pixels = width as u64 * height as u64;
-    if limits.exceeded_by(width, height, pixels) {
+    let (width, height) = (header.width, header.height);
+    if header.exceeds(limits) {
         return Err(LosslessError::TooLarge {
             width,
             height,
@@ -113,13 +94,13 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
             max_pixels: limits.max_pixels,
         });
     }
-    if lossless != 0 {
+    if header.lossless {
         return Ok(Plan::ImageMagick("a lossless JPEG"));
     }
-    if precision != 8 {
+    if header.precision != 8 {
         return Ok(Plan::ImageMagick("not 8 bits per sample"));
     }
-    match colorspace as raw::TJCS {
+    match header.colorspace {
         raw::TJCS_TJCS_YCbCr | raw::TJCS_TJCS_GRAY => {}
         _ => {
             return Ok(Plan::ImageMagick(
@@ -127,12 +108,7 @@ pub fn plan(data: &[u8], limits: &Limits) -> Result<Plan, LosslessError> {
             ));
         }
     }
-    let samples_x4 = match subsamp as raw::TJSAMP {
-        raw::TJSAMP_TJSAMP_GRAY => 4,
-        raw::TJSAMP_TJSAMP_420 | raw::TJSAMP_TJSAMP_411 | raw::TJSAMP_TJSAMP_441 => 6,
-        raw::TJSAMP_TJSAMP_422 | raw::TJSAMP_TJSAMP_440 => 8,
-        _ => 12,
-    };
+    let samples_x4 = header.samples_x4;
     let op = match orientation(data) {
         1 => raw::TJXOP_TJXOP_NONE,
         2 => raw::TJXOP_TJXOP_HFLIP,

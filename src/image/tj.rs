@@ -106,3 +106,55 @@ pub(crate) fn missing_data(message: &str) -> bool {
         .iter()
         .any(|m| lower.contains(m))
 }
+
+/// What a JPEG's header says, read by this thread's instance of a kind.
+pub(crate) struct JpegHeader {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) colorspace: raw::TJCS,
+    pub(crate) precision: libc::c_int,
+    pub(crate) lossless: bool,
+    pub(crate) progressive: bool,
+    /// Samples per pixel, all components together, times 4: 4 for gray,
+    /// 6 for 4:2:0, 8 for 4:2:2, 12 for 4:4:4.
+    pub(crate) samples_x4: u64,
+}
+
+impl JpegHeader {
+    /// The header of `data`, or why TurboJPEG could not read it (for the log).
+    pub(crate) fn read(kind: Kind, data: &[u8]) -> Result<JpegHeader, &'static str> {
+        with(kind, |h| {
+            // SAFETY: `data` is valid for its length during the call.
+            let res =
+                unsafe { raw::tj3DecompressHeader(h.0, data.as_ptr(), data.len() as raw::size_t) };
+            if res != 0 {
+                return Err("TurboJPEG cannot read the header");
+            }
+            let samples_x4 = match h.get(raw::TJPARAM_TJPARAM_SUBSAMP) as raw::TJSAMP {
+                raw::TJSAMP_TJSAMP_GRAY => 4,
+                raw::TJSAMP_TJSAMP_420 | raw::TJSAMP_TJSAMP_411 | raw::TJSAMP_TJSAMP_441 => 6,
+                raw::TJSAMP_TJSAMP_422 | raw::TJSAMP_TJSAMP_440 => 8,
+                _ => 12,
+            };
+            Ok(JpegHeader {
+                width: h.get(raw::TJPARAM_TJPARAM_JPEGWIDTH).max(0) as usize,
+                height: h.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT).max(0) as usize,
+                colorspace: h.get(raw::TJPARAM_TJPARAM_COLORSPACE) as raw::TJCS,
+                precision: h.get(raw::TJPARAM_TJPARAM_PRECISION),
+                lossless: h.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0,
+                progressive: h.get(raw::TJPARAM_TJPARAM_PROGRESSIVE) != 0,
+                samples_x4,
+            })
+        })
+        .unwrap_or(Err("TurboJPEG could not start"))
+    }
+
+    /// Whether the image is over the decode limits.
+    pub(crate) fn exceeds(&self, limits: &crate::options::Limits) -> bool {
+        limits.exceeded_by(
+            self.width,
+            self.height,
+            self.width as u64 * self.height as u64,
+        )
+    }
+}

@@ -6,7 +6,7 @@ use turbojpeg::raw;
 
 use super::{Pixels, TransformError};
 use crate::image::lossless;
-use crate::image::tj::{self, Handle, Kind};
+use crate::image::tj::{self, Handle, JpegHeader, Kind};
 use crate::options::Limits;
 use crate::transform::Transform;
 
@@ -63,27 +63,12 @@ pub(super) fn plan(
     transform: &Transform,
     limits: &Limits,
 ) -> Result<Option<JpegPlan>, TransformError> {
-    let header = tj::with(Kind::Decompress, |h| {
-        // SAFETY: `data` is valid for its length during the call.
-        let res =
-            unsafe { raw::tj3DecompressHeader(h.0, data.as_ptr(), data.len() as raw::size_t) };
-        (res == 0).then(|| {
-            (
-                h.get(raw::TJPARAM_TJPARAM_JPEGWIDTH).max(0) as usize,
-                h.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT).max(0) as usize,
-                h.get(raw::TJPARAM_TJPARAM_COLORSPACE),
-                h.get(raw::TJPARAM_TJPARAM_PRECISION),
-                h.get(raw::TJPARAM_TJPARAM_LOSSLESS),
-                h.get(raw::TJPARAM_TJPARAM_SUBSAMP),
-                h.get(raw::TJPARAM_TJPARAM_PROGRESSIVE),
-            )
-        })
-    });
-    let Some(Some((width, height, colorspace, precision, lossless, subsamp, progressive))) = header
-    else {
+    // A header TurboJPEG cannot read is ImageMagick's to judge (and report).
+    let Ok(header) = JpegHeader::read(Kind::Decompress, data) else {
         return Ok(None);
     };
-    if limits.exceeded_by(width, height, width as u64 * height as u64) {
+    let (width, height) = (header.width, header.height);
+    if header.exceeds(limits) {
         return Err(TransformError::TooLarge {
             width,
             height,
@@ -92,11 +77,10 @@ pub(super) fn plan(
             max_pixels: limits.max_pixels,
         });
     }
-    let colorspace = colorspace as raw::TJCS;
-    let takes = precision == 8
-        && lossless == 0
+    let takes = header.precision == 8
+        && !header.lossless
         && matches!(
-            colorspace,
+            header.colorspace,
             raw::TJCS_TJCS_YCbCr | raw::TJCS_TJCS_GRAY | raw::TJCS_TJCS_RGB
         );
     if !takes {
@@ -116,20 +100,14 @@ pub(super) fn plan(
             (width * n).div_ceil(8) >= nw as usize && (height * n).div_ceil(8) >= nh as usize
         })
         .unwrap_or(8) as i32;
-    let samples_x4 = match subsamp as raw::TJSAMP {
-        raw::TJSAMP_TJSAMP_GRAY => 4,
-        raw::TJSAMP_TJSAMP_420 | raw::TJSAMP_TJSAMP_411 | raw::TJSAMP_TJSAMP_441 => 6,
-        raw::TJSAMP_TJSAMP_422 | raw::TJSAMP_TJSAMP_440 => 8,
-        _ => 12,
-    };
     Ok(Some(JpegPlan {
         width,
         height,
         orientation,
         num,
-        progressive: progressive != 0,
-        samples_x4,
-        gray: colorspace == raw::TJCS_TJCS_GRAY,
+        progressive: header.progressive,
+        samples_x4: header.samples_x4,
+        gray: header.colorspace == raw::TJCS_TJCS_GRAY,
     }))
 }
 

@@ -162,25 +162,19 @@ pub(super) fn encode_webp(
     // SAFETY: `data` holds `height` rows of `stride` bytes; libwebp
     // allocates `out`, which is copied, then freed with WebPFree once.
     unsafe {
-        let size = if channels == 4 {
-            libwebp_sys::WebPEncodeRGBA(
-                data.as_ptr(),
-                p.width as i32,
-                p.height as i32,
-                stride,
-                f32::from(quality),
-                &mut out,
-            )
+        let encode = if channels == 4 {
+            libwebp_sys::WebPEncodeRGBA
         } else {
-            libwebp_sys::WebPEncodeRGB(
-                data.as_ptr(),
-                p.width as i32,
-                p.height as i32,
-                stride,
-                f32::from(quality),
-                &mut out,
-            )
+            libwebp_sys::WebPEncodeRGB
         };
+        let size = encode(
+            data.as_ptr(),
+            p.width as i32,
+            p.height as i32,
+            stride,
+            f32::from(quality),
+            &mut out,
+        );
         if size == 0 || out.is_null() {
             return Err("libwebp refused the image".into());
         }
