@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Installs DuckDB and pyarrow (PyPI, pinned) into .tools/warehouse (git-ignored)
+# Installs DuckDB, pyarrow and Polars (PyPI, pinned) into .tools/warehouse (git-ignored)
 # for the integration tests of Parquet and JSON Lines: independent tools write
 # the exports batchimg reads and read back the files it writes.
 # Idempotent: returns at once when the pinned versions are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REQUIREMENT='duckdb==1.4.4 pyarrow==22.0.0'
+REQUIREMENT='duckdb==1.4.4 pyarrow==22.0.0 polars==2.1.0'
 VENV=.tools/warehouse
 STAMP=$VENV/.requirements
 PY=${PYTHON:-python3}
 log() { printf '[setup-warehouse] %s\n' "$*" >&2; }
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$REQUIREMENT" ] && "$VENV/bin/python" -c 'import duckdb, pyarrow' 2>/dev/null; then
-  log "duckdb and pyarrow already in $VENV; nothing to do"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$REQUIREMENT" ] && "$VENV/bin/python" -c 'import duckdb, pyarrow, polars' 2>/dev/null; then
+  log "duckdb, pyarrow and polars already in $VENV; nothing to do"
   exit 0
 fi
 rm -rf "$VENV"
@@ -28,8 +28,8 @@ if ! "$PY" -m venv "$VENV" >/dev/null 2>&1; then
   "$PY" -m venv "$VENV"
 fi
 log "installing $REQUIREMENT (about 30 s)"
-# shellcheck disable=SC2086 # two requirements, split on purpose
+# shellcheck disable=SC2086 # three requirements, split on purpose
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input $REQUIREMENT
-"$VENV/bin/python" -c 'import duckdb, pyarrow'
+"$VENV/bin/python" -c 'import duckdb, pyarrow, polars'
 printf '%s\n' "$REQUIREMENT" >"$STAMP"
 log "done: $VENV/bin/python"

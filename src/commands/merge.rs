@@ -94,11 +94,11 @@ pub async fn merge(args: MergeArgs) -> Result<ExitStatus, CommandError> {
     let mut guards = Vec::new();
     let mut local = async |loc: &Location| -> Result<Vec<PathBuf>, CommandError> {
         match loc {
-            Location::Local(p) => manifest::list_parts(p).map_err(usage),
+            Location::Local(p) => manifest::list_parts(p).map(|p| p.files).map_err(usage),
             Location::S3 { bucket, key } => {
                 let store = store.as_ref().expect("a store exists for s3 paths");
                 let input = super::run::download_input(store, bucket, key).await?;
-                let parts = input.parts.clone();
+                let parts = input.parts.files.clone();
                 guards.push(input);
                 Ok(parts)
             }

@@ -7,85 +7,111 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::error::{CommandError, fatal, usage};
-use crate::journal::{Journal, Rows};
+use crate::journal::Rows;
 use crate::location::Location;
-use crate::manifest::{self, ResultWriter};
-use crate::settings::Settings;
+use crate::manifest::{self, ResultWriter, Written};
+use crate::settings::{InputShape, Settings};
 use crate::store::s3::S3Store;
 
-/// Writes the output, failed and manifest files where the settings say.
-pub(super) async fn publish_results(
-    journal: &Arc<Journal>,
-    settings: &Settings,
-    store: &S3Store,
-) -> Result<manifest::Written, CommandError> {
-    let j = Arc::clone(journal);
-    let keep_paths = !settings.delete_local;
-    let shape = settings.shape.clone();
-    let output = settings.output.clone();
-    let failed = settings.output_failed.clone();
+/// The files written from the journal: the output and failed files at the
+/// end of a session, the manifest then or for `status --manifest`.
+#[derive(Clone)]
+pub(super) struct ResultFiles {
+    pub output: Option<Location>,
+    pub failed: Option<Location>,
+    pub manifest: Option<Location>,
+    pub shape: InputShape,
+    /// False when local files were deleted after upload.
+    pub keep_paths: bool,
+}
+
+impl ResultFiles {
+    /// Every file a session's settings ask for.
+    pub(super) fn of(settings: &Settings) -> ResultFiles {
+        ResultFiles {
+            output: Some(settings.output.clone()),
+            failed: settings.output_failed.clone(),
+            manifest: settings.manifest.clone(),
+            shape: settings.shape.clone(),
+            keep_paths: !settings.delete_local,
+        }
+    }
+}
+
+/// Writes `files` from one pass over the journal's rows, each whole or not
+/// at all, and says how many rows went where.
+pub(super) async fn write_results(
+    journal: Arc<dyn Rows>,
+    files: ResultFiles,
+    store: Option<&S3Store>,
+) -> Result<Written, CommandError> {
+    let plan = files.clone();
     let (written, staged) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let mut out = staging_file(&output)?;
-        let mut failed_file = failed.as_ref().map(staging_file).transpose()?;
-        let kept = j.run_info()?.kept_columns;
-        let mut results = ResultWriter::new(
-            (out.as_file_mut(), manifest::output_format(&output)),
-            failed_file.as_mut().zip(failed.as_ref()).map(|(f, loc)| {
-                (
-                    f.as_file_mut() as &mut (dyn std::io::Write + Send),
-                    manifest::output_format(loc),
-                )
-            }),
-            keep_paths,
-            &shape,
-            &kept,
-        )?;
-        j.for_each_resolved(&mut |_, url, rec, kept| results.row(url, rec, kept))?;
-        let written = results.finish()?;
-        Ok((written, (out, failed_file)))
+        let stage = |loc: &Option<Location>| loc.as_ref().map(staging_file).transpose();
+        let (mut out, mut failed, mut man) = (
+            stage(&plan.output)?,
+            stage(&plan.failed)?,
+            stage(&plan.manifest)?,
+        );
+        let kept = journal.run_info()?.kept_columns;
+        // The writers borrow the staged files until they are finished.
+        let written = {
+            let failed_target = target(&mut failed, &plan.failed);
+            let mut results = match target(&mut out, &plan.output) {
+                Some(t) => Some(ResultWriter::new(
+                    t,
+                    failed_target,
+                    plan.keep_paths,
+                    &plan.shape,
+                    &kept,
+                )?),
+                None => None,
+            };
+            let mut rows = match target(&mut man, &plan.manifest) {
+                Some(t) => Some(manifest::RowManifest::new(t, plan.shape.delimiter, &kept)?),
+                None => None,
+            };
+            let mut written = Written::default();
+            journal.for_each_resolved(&mut |row, url, rec, kept| {
+                written.add(rec);
+                if let Some(r) = results.as_mut() {
+                    r.row(url, rec, kept)?;
+                }
+                match rows.as_mut() {
+                    Some(m) => m.row(row, url, rec, kept),
+                    None => Ok(()),
+                }
+            })?;
+            if let Some(r) = results {
+                r.finish()?;
+            }
+            if let Some(m) = rows {
+                m.finish().context("writing the manifest")?;
+            }
+            written
+        };
+        Ok((written, [out, failed, man]))
     })
     .await
     .map_err(|e| fatal(anyhow::anyhow!(e)))?
     .map_err(fatal)?;
-    let (out, failed_file) = staged;
-    commit_file(out, &settings.output, Some(store)).await?;
-    if let (Some(file), Some(loc)) = (failed_file, &settings.output_failed) {
-        commit_file(file, loc, Some(store)).await?;
-    }
-    if let Some(loc) = &settings.manifest {
-        let rows = Arc::clone(journal) as Arc<dyn Rows>;
-        write_manifest(rows, loc, settings.shape.delimiter, Some(store)).await?;
+    let locations = [files.output, files.failed, files.manifest];
+    for (file, loc) in staged.into_iter().zip(locations) {
+        if let (Some(file), Some(loc)) = (file, loc) {
+            commit_file(file, &loc, store).await?;
+        }
     }
     Ok(written)
 }
 
-/// Writes the per-row manifest of a journal to `loc`, whole or not at all.
-pub(super) async fn write_manifest(
-    journal: Arc<dyn Rows>,
-    loc: &Location,
-    delimiter: u8,
-    store: Option<&S3Store>,
-) -> Result<u64, CommandError> {
-    let j = journal;
-    let target = loc.clone();
-    let (rows, file) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let mut file = staging_file(&target)?;
-        let kept = j.run_info()?.kept_columns;
-        let format = manifest::output_format(&target);
-        let mut rows = 0u64;
-        let mut m = manifest::RowManifest::new((file.as_file_mut(), format), delimiter, &kept)?;
-        j.for_each_resolved(&mut |row, url, rec, kept| {
-            rows += 1;
-            m.row(row, url, rec, kept)
-        })?;
-        m.finish().context("writing the manifest")?;
-        Ok((rows, file))
-    })
-    .await
-    .map_err(|e| fatal(anyhow::anyhow!(e)))?
-    .map_err(fatal)?;
-    commit_file(file, loc, store).await?;
-    Ok(rows)
+/// A staged file to write a table to, in the format its target's name says.
+fn target<'a>(
+    file: &'a mut Option<tempfile::NamedTempFile>,
+    loc: &Option<Location>,
+) -> Option<manifest::Target<'a>> {
+    let (file, loc) = file.as_mut().zip(loc.as_ref())?;
+    let out: &mut (dyn std::io::Write + Send) = file.as_file_mut();
+    Some((out, manifest::output_format(loc)))
 }
 
 /// Staging files are `.batchimg-<pid>-<random>.csv.tmp`: the pid tells a

@@ -21,29 +21,32 @@ pub async fn run(
     let reports = super::Reports::bind(&args.report)?;
     let state_dir = state_dir(&args.state.state_dir, settings.shard);
 
-    // A local input's columns are checked before anything else; an S3
-    // input needs the store first. The rows are checked while they are recorded.
+    // A local input's columns are checked before anything else, by opening
+    // it for the rows that are then recorded; an S3 input needs the store
+    // first. The rows are checked while they are recorded.
     let naming = settings
         .key_template
         .as_ref()
         .map(|t| (t, settings.store.prefix.as_str()));
-    let (store, input) = match &settings.input {
+    let (store, input, rows) = match &settings.input {
         Location::Local(path) => {
             let parts = manifest::list_parts(path).map_err(usage)?;
-            manifest::read_input(parts.clone(), &settings.shape, naming).map_err(usage)?;
-            (super::connect_store(&settings).await?, Input::local(parts))
+            let rows =
+                manifest::read_input(parts.clone(), &settings.shape, naming).map_err(usage)?;
+            let store = super::connect_store(&settings).await?;
+            (store, Input::local(parts), rows)
         }
         Location::S3 { bucket, key } => {
             let store = super::connect_store(&settings).await?;
             let input = download_input(&store, bucket, key).await?;
-            (store, input)
+            let rows = manifest::read_input(input.parts.clone(), &settings.shape, naming)
+                .map_err(|e| usage(input.shown(e)))?;
+            (store, input, rows)
         }
     };
-    let rows = manifest::read_input(input.parts.clone(), &settings.shape, naming)
-        .map_err(|e| usage(input.shown(e)))?;
     let kept_columns = rows.kept_columns();
 
-    let input_hash = hash_input(input.parts.clone()).await?;
+    let input_hash = hash_input(input.parts.files.clone()).await?;
     let now = now_ms();
     let info = RunInfo {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -115,7 +118,7 @@ pub async fn run(
 /// The input's part files on this machine, and what they are called in
 /// errors when they are copies of `s3://` objects.
 pub struct Input {
-    pub parts: Vec<PathBuf>,
+    pub parts: manifest::Parts,
     /// (the copies' directory, the `s3://bucket` it stands for).
     shown: Option<(String, String)>,
     /// Holds the copies until the input is read.
@@ -123,7 +126,7 @@ pub struct Input {
 }
 
 impl Input {
-    fn local(parts: Vec<PathBuf>) -> Input {
+    fn local(parts: manifest::Parts) -> Input {
         Input {
             parts,
             shown: None,
@@ -207,8 +210,11 @@ pub async fn download_input(
         }
     }
     let tmp = format!("{}/", dir.path().display());
+    // Under a prefix, the copies keep their `key=value/` directories.
+    let single = parts.len() == 1 && parts[0] == copy(key);
+    let root = (!single).then(|| copy(key.trim_end_matches('/')));
     Ok(Input {
-        parts,
+        parts: manifest::Parts { files: parts, root },
         shown: Some((tmp, format!("s3://{bucket}/"))),
         _copies: Some(dir),
     })

@@ -5,40 +5,123 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::outputs::publish_results;
-use super::summary::{Summary, TOP_FAILURES, peak_memory};
+use super::outputs::{ResultFiles, write_results};
+use super::summary::Summary;
 use super::{Reports, journal_error};
 use crate::error::{CommandError, ExitStatus, count, fatal};
 use crate::image::magick;
 use crate::job::{RetryFailed, StateKind, now_ms};
-use crate::journal::Journal;
 use crate::journal::quarantine::{self, Quarantine};
+use crate::journal::{Journal, RunInfo};
+use crate::manifest::Written;
 use crate::pipeline::{Pipeline, Reporter, Stop};
 use crate::progress::Bar;
 use crate::settings::Settings;
 use crate::store::s3::S3Store;
-use crate::units::rate;
 
-/// Runs the pipeline over what the journal still has to do, then writes the CSVs.
+/// Runs the pipeline over what the journal still has to do, then writes the
+/// output files and the summary.
 pub async fn execute(
     journal: Journal,
     store: S3Store,
     settings: Arc<Settings>,
     retry: RetryFailed,
     display: crate::logging::Display,
-    reports: Reports,
+    mut reports: Reports,
 ) -> Result<ExitStatus, CommandError> {
     magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
+    let (mut run, todo) = begin(&journal, &retry)?;
+    let uploaded_at_start = journal
+        .counts()
+        .map_err(journal_error)?
+        .get(StateKind::Uploaded);
+    let state_dir = journal
+        .path()
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let quarantine = Arc::new(recover(&journal, &state_dir)?);
+    let reporter = Arc::new(Bar::stderr(display.progress));
+    reporter.begin(todo);
+    let writer = journal.writer();
+    let pipeline = Arc::new(
+        Pipeline::new(
+            Arc::clone(&settings),
+            store.clone(),
+            writer.clone(),
+            reporter.clone() as Arc<dyn Reporter>,
+            quarantine,
+        )
+        .map_err(fatal)?,
+    );
+    let metrics = reports.metrics.take();
+    let beside = Beside::start(&journal, &pipeline, metrics, &display, &settings, &run)?;
+
+    let started = Instant::now();
+    let stop = Arc::clone(&pipeline)
+        .run(Arc::clone(&journal), retry, todo)
+        .await;
+    beside.stop_watching();
+    // An orderly end: conversions the grace abandoned are not crash suspects.
+    quarantine::clear(&state_dir);
+    reporter.end();
+    writer.finish().await.map_err(journal_error)?;
+    drop(pipeline);
+
+    let rows = Arc::clone(&journal) as Arc<dyn crate::journal::Rows>;
+    let written = write_results(rows, ResultFiles::of(&settings), Some(&store)).await?;
+    if stop == Stop::Completed {
+        run.finished_ms = Some(now_ms());
+        journal.set_run_info(&run).map_err(journal_error)?;
+    }
+    let (outcome, status) = ending(&stop, &written);
     let counts = journal.counts().map_err(journal_error)?;
-    let uploaded_at_start = counts.get(StateKind::Uploaded);
+    let summary = Summary::new(
+        (outcome, status, &stop),
+        &run,
+        &written,
+        &counts,
+        uploaded_at_start,
+        started.elapsed(),
+        (&state_dir, &settings),
+    );
+    if let Some(path) = &reports.summary_json {
+        summary.write_json(path).await?;
+    }
+    beside.stop_serving();
+    summary.log();
+    log_work_files(&settings);
+    match stop {
+        Stop::Fatal(reason) => Err(fatal(anyhow::anyhow!(reason))),
+        Stop::Interrupted => {
+            tracing::warn!("interrupted; `batchimg resume` continues where this stopped");
+            Ok(status)
+        }
+        Stop::Completed => Ok(status),
+    }
+}
+
+/// How a session stopped, as its summary names it and its exit status.
+pub(super) fn ending(stop: &Stop, written: &Written) -> (&'static str, ExitStatus) {
+    match stop {
+        Stop::Fatal(_) => ("stopped", ExitStatus::Fatal),
+        Stop::Interrupted => ("interrupted", ExitStatus::Interrupted),
+        Stop::Completed if written.failed > 0 => ("completed", ExitStatus::SomeFailed),
+        Stop::Completed => ("completed", ExitStatus::Success),
+    }
+}
+
+/// Records the session's start in the journal; the run's facts and the
+/// rows it has to do.
+fn begin(journal: &Journal, retry: &RetryFailed) -> Result<(RunInfo, u64), CommandError> {
+    let counts = journal.counts().map_err(journal_error)?;
     let mut run = journal.run_info().map_err(journal_error)?;
     run.session_started_ms = now_ms();
-    run.session_done_at_start = counts.done() - counts.retried(&retry);
+    run.session_done_at_start = counts.done() - counts.retried(retry);
     run.finished_ms = None;
     journal.set_run_info(&run).map_err(journal_error)?;
-
-    let todo = counts.to_do(&retry);
+    let todo = counts.to_do(retry);
     tracing::info!(
         rows = run.rows,
         duplicates = run.duplicates,
@@ -46,15 +129,13 @@ pub async fn execute(
         state_dir = %journal.path().display(),
         "starting"
     );
+    Ok((run, todo))
+}
 
-    // What a process that died was converting: recorded as facts, which the
-    // pipeline acts on.
-    let state_dir = journal
-        .path()
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .to_path_buf();
-    let left = Quarantine::left_in(&state_dir);
+/// What a process that died was converting, recorded as facts the pipeline
+/// acts on; the quarantine this session converts under.
+fn recover(journal: &Journal, state_dir: &std::path::Path) -> Result<Quarantine, CommandError> {
+    let left = Quarantine::left_in(state_dir);
     let crashed = !left.suspects.is_empty() || !left.crashed.is_empty();
     if crashed {
         tracing::warn!(
@@ -67,138 +148,94 @@ pub async fn execute(
             .record_deaths(&left.suspects, &left.crashed)
             .map_err(journal_error)?;
     }
-    let quarantine = Arc::new(Quarantine::start(&state_dir, crashed));
-    let reporter = Arc::new(Bar::stderr(display.progress));
-    reporter.begin(todo);
-    let writer = journal.writer();
-    let pipeline = Pipeline::new(
-        Arc::clone(&settings),
-        store.clone(),
-        writer.clone(),
-        reporter.clone() as Arc<dyn Reporter>,
-        quarantine,
-    )
-    .map_err(fatal)?;
-    let pipeline = Arc::new(pipeline);
-    let served = match reports.metrics {
-        Some(listener) => {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| fatal(anyhow::Error::from(e)))?;
-            tracing::info!(
-                address = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
-                "serving metrics at /metrics"
-            );
-            let sources = crate::serve::Sources {
-                journal: Arc::clone(&journal),
-                budget: pipeline.budget(),
-            };
-            Some(tokio::spawn(crate::serve::serve(listener, sources)))
-        }
-        None => None,
-    };
-    let lines = display.progress_lines.map(|every| {
-        tokio::spawn(crate::progress::log_lines(
-            Arc::clone(&journal),
-            every,
-            run.session_done_at_start,
-        ))
-    });
-    let signals = tokio::spawn(watch_signals(
-        pipeline.stop_token(),
-        settings.stop_grace,
-        state_dir.clone(),
-    ));
-    let started = Instant::now();
-    let stop = Arc::clone(&pipeline)
-        .run(Arc::clone(&journal), retry, todo)
-        .await;
-    signals.abort();
-    if let Some(lines) = lines {
-        lines.abort();
-    }
-    // An orderly end: conversions the grace abandoned are not crash suspects.
-    quarantine::clear(&state_dir);
-    reporter.end();
-    writer.finish().await.map_err(journal_error)?;
-    drop(pipeline);
+    Ok(Quarantine::start(state_dir, crashed))
+}
 
-    let written = publish_results(&journal, &settings, &store).await?;
-    let counts = journal.counts().map_err(journal_error)?;
-    if stop == Stop::Completed {
-        run.finished_ms = Some(now_ms());
-        journal.set_run_info(&run).map_err(journal_error)?;
+/// The tasks that run beside the pipeline: the metrics server, the progress
+/// lines and the signal watcher.
+struct Beside {
+    served: Option<tokio::task::JoinHandle<()>>,
+    lines: Option<tokio::task::JoinHandle<()>>,
+    signals: tokio::task::JoinHandle<()>,
+}
+
+impl Beside {
+    fn start(
+        journal: &Arc<Journal>,
+        pipeline: &Arc<Pipeline<S3Store>>,
+        metrics: Option<std::net::TcpListener>,
+        display: &crate::logging::Display,
+        settings: &Settings,
+        run: &RunInfo,
+    ) -> Result<Beside, CommandError> {
+        let served = match metrics {
+            Some(listener) => {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .map_err(|e| fatal(anyhow::Error::from(e)))?;
+                tracing::info!(
+                    address = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                    "serving metrics at /metrics"
+                );
+                let sources = crate::serve::Sources {
+                    journal: Arc::clone(journal),
+                    budget: pipeline.budget(),
+                };
+                Some(tokio::spawn(crate::serve::serve(listener, sources)))
+            }
+            None => None,
+        };
+        let lines = display.progress_lines.map(|every| {
+            tokio::spawn(crate::progress::log_lines(
+                Arc::clone(journal),
+                every,
+                run.session_done_at_start,
+            ))
+        });
+        let state_dir = journal.path().parent().map(std::path::Path::to_path_buf);
+        let signals = tokio::spawn(watch_signals(
+            pipeline.stop_token(),
+            settings.stop_grace,
+            state_dir.unwrap_or_default(),
+        ));
+        Ok(Beside {
+            served,
+            lines,
+            signals,
+        })
     }
 
-    let elapsed = started.elapsed();
-    let processed = counts.done() - run.session_done_at_start;
-    let images = counts.get(StateKind::Uploaded) - uploaded_at_start;
-    let status = match &stop {
-        Stop::Fatal(_) => ExitStatus::Fatal,
-        Stop::Interrupted => ExitStatus::Interrupted,
-        Stop::Completed if written.failed > 0 => ExitStatus::SomeFailed,
-        Stop::Completed => ExitStatus::Success,
-    };
-    let m = crate::metrics::get();
-    let summary = Summary {
-        outcome: match stop {
-            Stop::Completed => "completed",
-            Stop::Interrupted => "interrupted",
-            Stop::Fatal(_) => "stopped",
-        },
-        exit_code: status as i32,
-        error: match &stop {
-            Stop::Fatal(reason) => Some(reason.clone()),
-            _ => None,
-        },
-        rows: run.rows,
-        succeeded_rows: written.succeeded,
-        failed_rows: written.failed,
-        unfinished_rows: written.unfinished,
-        uploaded: counts.get(StateKind::Uploaded) - counts.reused,
-        already_present: counts.reused,
-        failed: counts.get(StateKind::Failed),
-        failed_by_reason: counts.failed_by_class.iter().copied().collect(),
-        session_rows: processed,
-        session_images: images,
-        elapsed_s: elapsed.as_secs_f64(),
-        rows_per_s: rate(processed, elapsed),
-        images_per_s: rate(images, elapsed),
-        downloaded_bytes: m.downloaded_bytes.get(),
-        uploaded_bytes: m.uploaded_bytes.get(),
-        peak_memory_bytes: peak_memory(),
-        state_dir: state_dir.clone(),
-        output: settings.output.to_string(),
-        top_failures: counts.top_failures(TOP_FAILURES),
-    };
-    if let Some(path) = &reports.summary_json {
-        summary.write_json(path).await?;
-    }
-    if let Some(served) = served {
-        served.abort();
-    }
-    summary.log();
-    if !settings.delete_local {
-        let (files, bytes) = work_files(&settings.work_dir);
-        if files > 0 {
-            tracing::info!(
-                files,
-                bytes,
-                work_dir = %settings.work_dir.display(),
-                "kept {}, {}, in {}; --delete-local (BATCHIMG_DELETE_LOCAL=true) removes each row's files once it is uploaded",
-                count(files, "local file", "local files"),
-                bytesize::ByteSize::b(bytes).display().iec(),
-                settings.work_dir.display()
-            );
+    /// The run is over: no more progress lines or signal handling.
+    fn stop_watching(&self) {
+        self.signals.abort();
+        if let Some(lines) = &self.lines {
+            lines.abort();
         }
     }
 
-    match stop {
-        Stop::Fatal(reason) => Err(fatal(anyhow::anyhow!(reason))),
-        Stop::Interrupted => {
-            tracing::warn!("interrupted; `batchimg resume` continues where this stopped");
-            Ok(status)
+    /// The summary is written: the metrics server goes too.
+    fn stop_serving(self) {
+        if let Some(served) = self.served {
+            served.abort();
         }
-        Stop::Completed => Ok(status),
+    }
+}
+
+/// Says what the work directory still holds, when rows' files are kept.
+fn log_work_files(settings: &Settings) {
+    if settings.delete_local {
+        return;
+    }
+    let (files, bytes) = work_files(&settings.work_dir);
+    if files > 0 {
+        tracing::info!(
+            files,
+            bytes,
+            work_dir = %settings.work_dir.display(),
+            "kept {}, {}, in {}; --delete-local (BATCHIMG_DELETE_LOCAL=true) removes each row's files once it is uploaded",
+            count(files, "local file", "local files"),
+            bytesize::ByteSize::b(bytes).display().iec(),
+            settings.work_dir.display()
+        );
     }
 }
 

@@ -72,9 +72,15 @@ pub async fn manifest(args: StatusArgs) -> Result<ExitStatus, CommandError> {
         Location::Local(_) => None,
     };
     let journal = Arc::new(journal) as Arc<dyn Rows>;
-    let rows =
-        super::outputs::write_manifest(journal, &loc, run.settings.shape.delimiter, store.as_ref())
-            .await?;
+    let files = super::outputs::ResultFiles {
+        output: None,
+        failed: None,
+        manifest: Some(loc.clone()),
+        shape: run.settings.shape.clone(),
+        keep_paths: true,
+    };
+    let written = super::outputs::write_results(journal, files, store.as_ref()).await?;
+    let rows = written.succeeded + written.failed + written.unfinished;
     tracing::info!(rows, "wrote the manifest to {loc}");
     Ok(ExitStatus::Success)
 }

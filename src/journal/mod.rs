@@ -125,7 +125,10 @@ impl Journal {
             };
             total += 1;
             let InputRow { row, .. } = input;
+            // Rows without a URL are each their own row: nothing makes two
+            // of them the same work, and each fails with its own line.
             let dup_of = match seen.entry(input.work_key()) {
+                _ if input.url.is_empty() => None,
                 std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(row);

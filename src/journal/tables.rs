@@ -32,7 +32,8 @@ pub(super) const COLUMNS: TableDefinition<u64, &[u8]> = TableDefinition::new("co
 /// 3: kept columns and object options. 4: HTTP settings, key templates.
 /// 5: how a process died while converting a row (`Suspicion`).
 /// 6: typed kept columns. 7: the transform (`--resize`, `--format`…).
-pub(super) const FORMAT_VERSION: u8 = 7;
+/// 8: timestamps with their unit and zone, dates, decimals.
+pub(super) const FORMAT_VERSION: u8 = 8;
 /// Hosts whose adapted limits the journal keeps for `status`.
 const HOSTS_SHOWN: usize = 5;
 const FILE_NAME: &str = "journal.redb";

@@ -7,20 +7,54 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::table::TableWriter;
-use crate::job::{JobRecord, JobState};
+use crate::job::{FailureClass, JobRecord, JobState};
 use crate::settings::InputShape;
 use crate::table::{Column, ColumnType, TableFormat, Value};
+
+/// A row's URL as a cell: a row without one (null, missing or empty in the
+/// input) is written back as null.
+pub fn url_cell(url: &str) -> Value {
+    if url.is_empty() {
+        Value::Null
+    } else {
+        Value::Text(url.to_string())
+    }
+}
 
 /// Header of the output file.
 pub const OUTPUT_HEADER: [&str; 4] = ["url", "input", "output", "s3url"];
 
-/// How many rows went where.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How many rows went where, each row counted (a repeated URL's rows too).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Written {
     pub succeeded: u64,
     pub failed: u64,
     /// Rows not finished (an interrupted run).
     pub unfinished: u64,
+    /// Failed rows by reason, in [`FailureClass::ALL`]'s order.
+    pub failed_by_reason: Vec<(&'static str, u64)>,
+}
+
+impl Written {
+    /// Counts one row by the record that says what became of it.
+    pub fn add(&mut self, rec: &JobRecord) {
+        match &rec.state {
+            JobState::Uploaded(_) => self.succeeded += 1,
+            JobState::Failed(f) => {
+                self.failed += 1;
+                let name = f.class.name();
+                match self.failed_by_reason.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        self.failed_by_reason.push((name, 1));
+                        let order = |n: &str| FailureClass::ALL.iter().position(|c| c.name() == n);
+                        self.failed_by_reason.sort_by_key(|(n, _)| order(n));
+                    }
+                }
+            }
+            _ => self.unfinished += 1,
+        }
+    }
 }
 
 /// Names for `fixed` columns followed by `kept` ones: a kept column whose
@@ -35,7 +69,7 @@ pub fn with_kept(fixed: Vec<Column>, kept: &[Column]) -> Vec<Column> {
             n += 1;
             name = format!("{}_{n}", k.name);
         }
-        columns.push(Column::new(name, k.ty));
+        columns.push(Column::new(name, k.ty.clone()));
     }
     columns
 }
@@ -49,7 +83,6 @@ pub struct ResultWriter<'a> {
     failed: Option<TableWriter<'a>>,
     /// False when local files were deleted after upload.
     keep_paths: bool,
-    written: Written,
 }
 
 /// A file to write and its format.
@@ -79,7 +112,6 @@ impl<'a> ResultWriter<'a> {
             out,
             failed,
             keep_paths,
-            written: Written::default(),
         })
     }
 
@@ -88,10 +120,9 @@ impl<'a> ResultWriter<'a> {
     pub fn row(&mut self, url: &str, rec: &JobRecord, kept: &[Value]) -> anyhow::Result<()> {
         match &rec.state {
             JobState::Uploaded(done) => {
-                self.written.succeeded += 1;
                 let (input, output) = (self.path(&done.input), self.path(&done.output));
                 let mut cells = vec![
-                    Value::Text(url.to_string()),
+                    url_cell(url),
                     Value::Text(input),
                     Value::Text(output),
                     Value::Text(done.s3url.clone()),
@@ -100,14 +131,13 @@ impl<'a> ResultWriter<'a> {
                 self.out.row(cells)?;
             }
             JobState::Failed(_) => {
-                self.written.failed += 1;
                 if let Some(f) = self.failed.as_mut() {
-                    let mut cells = vec![Value::Text(url.to_string())];
+                    let mut cells = vec![url_cell(url)];
                     cells.extend_from_slice(kept);
                     f.row(cells)?;
                 }
             }
-            _ => self.written.unfinished += 1,
+            _ => {}
         }
         Ok(())
     }
@@ -119,13 +149,13 @@ impl<'a> ResultWriter<'a> {
         }
     }
 
-    /// Finishes both files and says how many rows went where.
-    pub fn finish(self) -> anyhow::Result<Written> {
+    /// Finishes both files.
+    pub fn finish(self) -> anyhow::Result<()> {
         self.out.finish().context("writing the output file")?;
         if let Some(f) = self.failed {
             f.finish().context("writing the failed file")?;
         }
-        Ok(self.written)
+        Ok(())
     }
 }
 
@@ -162,7 +192,7 @@ mod tests {
                 &kept,
             )
             .unwrap();
-            assert_eq!(writer.finish().unwrap(), Written::default());
+            writer.finish().unwrap();
             shown.push(format!(
                 "output: {}failed: {}",
                 String::from_utf8(out).unwrap(),

@@ -2,13 +2,13 @@
 //! of it, in a form a warehouse joins back to its export (on `row`, or on a
 //! kept column such as an `id`).
 
-use super::output::{Target, with_kept};
+use super::output::{Target, url_cell, with_kept};
 use super::table::TableWriter;
 use crate::job::{JobRecord, JobState, StateKind};
 use crate::table::{Column, ColumnType, Value};
 
 /// The manifest's own columns; the kept columns go after `url`.
-pub const MANIFEST_COLUMNS: [(&str, ColumnType); 16] = [
+const MANIFEST_COLUMNS: [(&str, ColumnType); 15] = [
     ("row", ColumnType::Int),
     ("url", ColumnType::Text),
     ("state", ColumnType::Text),
@@ -24,8 +24,10 @@ pub const MANIFEST_COLUMNS: [(&str, ColumnType); 16] = [
     ("source_blake3", ColumnType::Text),
     ("engine", ColumnType::Text),
     ("attempts", ColumnType::Int),
-    ("finished_at", ColumnType::Timestamp),
 ];
+
+/// The last column: when the row finished, an instant shown in UTC.
+const FINISHED_AT: &str = "finished_at";
 
 /// The manifest being written.
 pub struct RowManifest<'a> {
@@ -38,7 +40,8 @@ impl<'a> RowManifest<'a> {
     pub fn columns(kept: &[Column]) -> Vec<Column> {
         let fixed: Vec<Column> = MANIFEST_COLUMNS
             .iter()
-            .map(|(n, t)| Column::new(*n, *t))
+            .map(|(n, t)| Column::new(*n, t.clone()))
+            .chain([Column::new(FINISHED_AT, ColumnType::utc_micros())])
             .collect();
         // Kept names are made unique against every fixed name, then placed
         // after `url`.
@@ -66,9 +69,9 @@ impl<'a> RowManifest<'a> {
         rec: &JobRecord,
         kept: &[Value],
     ) -> anyhow::Result<()> {
-        let mut cells = Vec::with_capacity(2 + self.kept + MANIFEST_COLUMNS.len());
+        let mut cells = Vec::with_capacity(3 + self.kept + MANIFEST_COLUMNS.len());
         cells.push(Value::Int(row as i64));
-        cells.push(Value::Text(url.to_string()));
+        cells.push(url_cell(url));
         for i in 0..self.kept {
             cells.push(kept.get(i).cloned().unwrap_or(Value::Null));
         }
@@ -124,7 +127,7 @@ impl<'a> RowManifest<'a> {
             image.map_or(Value::Null, |i| text(i.engine.name())),
             Value::Int(i64::from(rec.attempts)),
             if finished {
-                Value::Timestamp(rec.updated_ms as i64 * 1000)
+                Value::utc_millis(rec.updated_ms as i64)
             } else {
                 Value::Null
             },

@@ -10,16 +10,21 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    PrimitiveBuilder, StringBuilder, StringDictionaryBuilder,
+};
+use arrow_array::types::{
+    ArrowTimestampType, Int32Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::location::Location;
-use crate::table::{Column, ColumnType, TableFormat, Value};
+use crate::table::{Column, ColumnType, TableFormat, TimeUnit, Value};
 
 /// Rows buffered before they become a Parquet batch.
 const BATCH_ROWS: usize = 8192;
@@ -88,7 +93,7 @@ impl<'a> TableWriter<'a> {
                 let schema = Arc::new(Schema::new(
                     columns
                         .iter()
-                        .map(|c| Field::new(&c.name, arrow_type(c.ty), true))
+                        .map(|c| Field::new(&c.name, arrow_type(&c.ty), true))
                         .collect::<Vec<_>>(),
                 ));
                 let props = WriterProperties::builder()
@@ -126,8 +131,8 @@ impl<'a> TableWriter<'a> {
                     }
                     serde_json::to_writer(&mut *w, &c.name)?;
                     w.write_all(b":")?;
-                    let v = cells.get(i).unwrap_or(&Value::Null).coerce(c.ty);
-                    serde_json::to_writer(&mut *w, &json(&v))?;
+                    let v = cells.get(i).unwrap_or(&Value::Null).coerce(&c.ty);
+                    write_json(&mut *w, &v)?;
                 }
                 w.write_all(b"}\n")?;
             }
@@ -157,7 +162,7 @@ impl<'a> TableWriter<'a> {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| array(c.ty, rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null))))
+            .map(|(i, c)| array(&c.ty, rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null))))
             .collect();
         rows.clear();
         let batch = RecordBatch::try_new(Arc::clone(schema), arrays)?;
@@ -180,18 +185,46 @@ impl<'a> TableWriter<'a> {
     }
 }
 
-fn arrow_type(ty: ColumnType) -> DataType {
+/// The Arrow type of a column: what the Parquet writer turns into the
+/// logical type DuckDB, Polars and Spark read back as the same SQL type.
+pub(super) fn arrow_type(ty: &ColumnType) -> DataType {
     match ty {
         ColumnType::Bool => DataType::Boolean,
         ColumnType::Int => DataType::Int64,
         ColumnType::Float => DataType::Float64,
         ColumnType::Text => DataType::Utf8,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Timestamp { unit, zone } => DataType::Timestamp(
+            arrow_unit(written_unit(*unit)),
+            zone.as_deref().map(Into::into),
+        ),
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
+        ColumnType::Category => {
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        }
+    }
+}
+
+/// Parquet has no seconds: arrow-rs would write them as a bare INT64 that
+/// DuckDB reads as BIGINT, so they are written as milliseconds (as pyarrow does).
+fn written_unit(unit: TimeUnit) -> TimeUnit {
+    match unit {
+        TimeUnit::Second => TimeUnit::Millisecond,
+        unit => unit,
+    }
+}
+
+pub(super) fn arrow_unit(unit: TimeUnit) -> arrow_schema::TimeUnit {
+    match unit {
+        TimeUnit::Second => arrow_schema::TimeUnit::Second,
+        TimeUnit::Millisecond => arrow_schema::TimeUnit::Millisecond,
+        TimeUnit::Microsecond => arrow_schema::TimeUnit::Microsecond,
+        TimeUnit::Nanosecond => arrow_schema::TimeUnit::Nanosecond,
     }
 }
 
 /// One column of a batch, each cell coerced to `ty`.
-fn array<'v>(ty: ColumnType, cells: impl Iterator<Item = &'v Value>) -> ArrayRef {
+fn array<'v>(ty: &ColumnType, cells: impl Iterator<Item = &'v Value>) -> ArrayRef {
     let cells = cells.map(|v| v.coerce(ty));
     match ty {
         ColumnType::Bool => {
@@ -229,29 +262,87 @@ fn array<'v>(ty: ColumnType, cells: impl Iterator<Item = &'v Value>) -> ArrayRef
             });
             Arc::new(b.finish())
         }
-        ColumnType::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        ColumnType::Category => {
+            let mut b = StringDictionaryBuilder::<Int32Type>::new();
+            cells.for_each(|v| match v {
+                Value::Text(s) => {
+                    b.append_value(s);
+                }
+                _ => b.append_null(),
+            });
+            Arc::new(b.finish())
+        }
+        ColumnType::Timestamp { unit, zone } => {
+            fn stamps<T: ArrowTimestampType>(
+                zone: Option<&str>,
+                cells: impl Iterator<Item = Value>,
+            ) -> ArrayRef {
+                let mut b = PrimitiveBuilder::<T>::new().with_timezone_opt(zone.map(String::from));
+                cells.for_each(|v| {
+                    b.append_option(if let Value::Timestamp { ticks, .. } = v {
+                        Some(ticks)
+                    } else {
+                        None
+                    })
+                });
+                Arc::new(b.finish())
+            }
+            let unit = written_unit(*unit);
+            let written = ColumnType::Timestamp {
+                unit,
+                zone: zone.clone(),
+            };
+            let cells = cells.map(|v| v.coerce(&written));
+            let zone = zone.as_deref();
+            match unit {
+                TimeUnit::Second => stamps::<TimestampSecondType>(zone, cells),
+                TimeUnit::Millisecond => stamps::<TimestampMillisecondType>(zone, cells),
+                TimeUnit::Microsecond => stamps::<TimestampMicrosecondType>(zone, cells),
+                TimeUnit::Nanosecond => stamps::<TimestampNanosecondType>(zone, cells),
+            }
+        }
+        ColumnType::Date => {
+            let mut b = Date32Builder::new();
             cells.for_each(|v| {
-                b.append_option(if let Value::Timestamp(x) = v {
-                    Some(x)
+                b.append_option(if let Value::Date(d) = v {
+                    Some(d)
                 } else {
                     None
                 })
             });
             Arc::new(b.finish())
         }
+        ColumnType::Decimal { precision, scale } => {
+            let mut b = Decimal128Builder::new();
+            cells.for_each(|v| {
+                b.append_option(if let Value::Decimal { unscaled, .. } = v {
+                    Some(unscaled)
+                } else {
+                    None
+                })
+            });
+            let b = b
+                .finish()
+                .with_precision_and_scale(*precision, *scale)
+                .expect("a decimal type the reader accepted");
+            Arc::new(b)
+        }
     }
 }
 
-fn json(v: &Value) -> serde_json::Value {
+/// A cell as JSON, as DuckDB writes it: decimals as numbers with their
+/// scale's digits, dates and timestamps as their text.
+fn write_json(w: &mut impl Write, v: &Value) -> anyhow::Result<()> {
     match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-        }
-        Value::Text(s) => s.as_str().into(),
-        Value::Timestamp(_) => v.to_text().into_owned().into(),
+        Value::Null => w.write_all(b"null")?,
+        Value::Bool(b) => serde_json::to_writer(w, b)?,
+        Value::Int(i) => serde_json::to_writer(w, i)?,
+        // JSON has no NaN or infinity.
+        Value::Float(f) if !f.is_finite() => w.write_all(b"null")?,
+        Value::Float(f) => serde_json::to_writer(w, f)?,
+        Value::Text(s) => serde_json::to_writer(w, s)?,
+        Value::Decimal { .. } => w.write_all(v.to_text().as_bytes())?,
+        Value::Timestamp { .. } | Value::Date(_) => serde_json::to_writer(w, &v.to_text())?,
     }
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod support;
 
 mod destinations;
 mod engine;
+mod fidelity;
 mod foundation;
 mod hosts;
 mod journal;

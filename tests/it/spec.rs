@@ -201,7 +201,9 @@ async fn bad_rows_fail_alone_with_their_reason_and_the_run_goes_on() {
         );
     }
     assert!(
-        run.stderr.contains("summary: 9 rows: 1 uploaded"),
+        run.stderr.contains(
+            "summary: 9 rows: 1 succeeded (1 uploaded, 0 already in the bucket), 8 failed"
+        ),
         "{run:?}"
     );
     assert_eq!(env.http.hits("/missing.jpg"), 1, "a 404 is not retried");

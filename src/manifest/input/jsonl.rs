@@ -1,8 +1,10 @@
 //! JSON Lines parts: one JSON object per line, read a line at a time.
 //!
 //! The URL is the key `url` (or `--url-column`) and must hold a string; a
-//! missing or null URL is a row that fails on its own, as Spark leaves null
-//! fields out of the objects it writes. Kept columns are the other keys, in
+//! missing or null URL, in any object including the first, is a row that
+//! fails on its own, as Spark leaves null fields out of the objects it
+//! writes. Only a file where no object has the key is an error. A UTF-8
+//! byte-order mark before the first object is skipped. Kept columns are the other keys, in
 //! the order they first appear, each typed to hold all its values (integers
 //! widen to floats, mixed types become text; nested values are kept as
 //! their JSON text).
@@ -22,8 +24,10 @@ pub(in crate::manifest) struct JsonlPart {
     path: PathBuf,
     line: u64,
     buf: String,
-    /// The first object, read by `open` to check the URL key.
-    first: Option<(u64, Object)>,
+    /// The first object's keys (for the error when no object has the URL
+    /// key), and whether any object had it.
+    first_keys: Option<Vec<String>>,
+    url_seen: bool,
 }
 
 /// A JSON object with its keys in file order.
@@ -50,42 +54,15 @@ impl<'de> Deserialize<'de> for Object {
 }
 
 impl JsonlPart {
-    /// Reads the first object and checks it has the URL key.
-    pub(super) fn open(
-        path: &Path,
-        text: Box<dyn Read + Send>,
-        want: &Want,
-    ) -> Result<JsonlPart, InputError> {
-        let mut part = JsonlPart {
+    pub(super) fn open(path: &Path, text: Box<dyn Read + Send>) -> JsonlPart {
+        JsonlPart {
             reader: BufReader::with_capacity(256 * 1024, text),
             path: path.to_path_buf(),
             line: 0,
             buf: String::new(),
-            first: None,
-        };
-        let Some(first) = part.read_object() else {
-            return Ok(part);
-        };
-        let (line, object) = first?;
-        let wanted = want.url_column.unwrap_or("url");
-        let keys: Vec<&str> = object.0.iter().map(|(k, _)| k.as_str()).collect();
-        if super::find_column(&keys, wanted).is_none() {
-            let hint = if want.url_column.is_none() {
-                " (name the URL key with --url-column)"
-            } else {
-                ""
-            };
-            return Err(InputError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                message: format!(
-                    "the object has no key {wanted:?}{hint}; its keys are {}",
-                    keys.join(",")
-                ),
-            });
+            first_keys: None,
+            url_seen: false,
         }
-        part.first = Some((line, object));
-        Ok(part)
     }
 
     /// The next non-blank line as an object, with its line number.
@@ -107,7 +84,10 @@ impl JsonlPart {
                     return Some(Err(self.invalid(self.line + 1, message)));
                 }
             }
-            let text = self.buf.trim();
+            let mut text = self.buf.trim();
+            if self.line == 1 {
+                text = text.trim_start_matches('\u{feff}').trim_start();
+            }
             if text.is_empty() {
                 continue;
             }
@@ -138,16 +118,18 @@ impl JsonlPart {
         want: &Want,
         kept_slots: &mut Kept,
     ) -> Option<Result<Record, InputError>> {
-        let (line, object) = match self.first.take() {
-            Some(first) => first,
-            None => match self.read_object()? {
-                Ok(o) => o,
-                Err(e) => return Some(Err(e)),
-            },
-        };
         let wanted = want.url_column.unwrap_or("url");
+        let (line, object) = match self.read_object() {
+            Some(Ok(o)) => o,
+            Some(Err(e)) => return Some(Err(e)),
+            None => return self.no_url_key(wanted, want.url_column.is_none()).map(Err),
+        };
         let keys: Vec<&str> = object.0.iter().map(|(k, _)| k.as_str()).collect();
+        if self.first_keys.is_none() {
+            self.first_keys = Some(keys.iter().map(|k| k.to_string()).collect());
+        }
         let url_at = super::find_column(&keys, wanted);
+        self.url_seen |= url_at.is_some();
         let url = match url_at.map(|at| &object.0[at].1) {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(serde_json::Value::String(s)) => s.trim().to_string(),
@@ -187,6 +169,29 @@ impl JsonlPart {
             }
         }
         Some(Ok(Record { url, kept, named }))
+    }
+}
+
+impl JsonlPart {
+    /// At the end of a file with objects, none of which has the URL key:
+    /// the error naming the keys there are (once).
+    fn no_url_key(&mut self, wanted: &str, hint: bool) -> Option<InputError> {
+        if self.url_seen {
+            return None;
+        }
+        let keys = self.first_keys.take()?;
+        let hint = if hint {
+            " (name the URL key with --url-column)"
+        } else {
+            ""
+        };
+        Some(InputError::File {
+            path: self.path.clone(),
+            message: format!(
+                "no object has the key {wanted:?}{hint}; the first object's keys are {}",
+                keys.join(",")
+            ),
+        })
     }
 }
 

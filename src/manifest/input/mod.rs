@@ -8,12 +8,17 @@
 //! well-formed but not a usable URL is not a file error: it fails on its own,
 //! with its reason, in the failed file and the manifest.
 //!
+//! A directory's `key=value/` subdirectories (Hive partitions, as Spark,
+//! DuckDB and Polars write them) give each row of the files under them a
+//! column per key, typed as DuckDB infers it (see [`hive`]).
+//!
 //! Row numbers count data rows from 0 across the parts in name order, so a
 //! rerun over the same files numbers them the same. Memory stays bounded:
 //! CSV and JSON Lines are read line by line, Parquet a batch of one row
 //! group at a time, and one part is open at a time.
 
 mod csv;
+mod hive;
 mod jsonl;
 mod parquet;
 
@@ -102,7 +107,10 @@ impl Kept {
         };
         if let Some(ty) = ty {
             let t = &mut self.types[at];
-            *t = Some(t.map_or(ty, |t| t.unify(ty)));
+            *t = Some(match t.take() {
+                Some(t) => t.unify(&ty),
+                None => ty,
+            });
         }
         at
     }
@@ -111,7 +119,7 @@ impl Kept {
         self.names
             .iter()
             .zip(&self.types)
-            .map(|(n, t)| Column::new(n.clone(), t.unwrap_or(ColumnType::Text)))
+            .map(|(n, t)| Column::new(n.clone(), t.clone().unwrap_or(ColumnType::Text)))
             .collect()
     }
 }
@@ -157,9 +165,7 @@ impl Part {
                 }
             }
             TableFormat::Parquet => Part::Parquet(parquet::ParquetPart::open(path, want, kept)?),
-            TableFormat::Jsonl => {
-                Part::Jsonl(jsonl::JsonlPart::open(path, open_text(path)?, want)?)
-            }
+            TableFormat::Jsonl => Part::Jsonl(jsonl::JsonlPart::open(path, open_text(path)?)),
         })
     }
 
@@ -210,18 +216,33 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// The part files of an input, and the directory they were listed under.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub files: Vec<PathBuf>,
+    /// The `key=value` directories between this and a file are its Hive
+    /// partitions; `None` for a single file.
+    pub root: Option<PathBuf>,
+}
+
+impl From<Vec<PathBuf>> for Parts {
+    fn from(files: Vec<PathBuf>) -> Parts {
+        Parts { files, root: None }
+    }
+}
+
 /// The part files of an input path, in name order: the file itself, or the
 /// files under a directory (recursively, as Hive-style `key=value/`
 /// partitions lay them out), leaving out what Spark and Hadoop write beside
 /// the data: names starting with `_` or `.` (`_SUCCESS`, `.part-0.crc`),
 /// `.crc` files, and empty files.
-pub fn list_parts(path: &Path) -> Result<Vec<PathBuf>, InputError> {
+pub fn list_parts(path: &Path) -> Result<Parts, InputError> {
     let meta = std::fs::metadata(path).map_err(|source| InputError::Open {
         path: path.to_path_buf(),
         source,
     })?;
     if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok(vec![path.to_path_buf()].into());
     }
     let mut parts = Vec::new();
     let mut dirs = vec![path.to_path_buf()];
@@ -258,7 +279,10 @@ pub fn list_parts(path: &Path) -> Result<Vec<PathBuf>, InputError> {
             message: "the directory holds no part files".into(),
         });
     }
-    Ok(parts)
+    Ok(Parts {
+        files: parts,
+        root: Some(path.to_path_buf()),
+    })
 }
 
 /// Whether a file or directory name is data, not a marker or checksum.
@@ -274,23 +298,32 @@ pub struct InputRows {
     next_part: usize,
     shape: InputShape,
     naming: Option<Naming>,
+    /// The columns `--key-template` reads, and those of them the part being
+    /// read holds (the others are its partition keys).
     named: Vec<String>,
+    part_named: Vec<String>,
     kept: Kept,
+    /// The partition columns of the input, and those of the part being read
+    /// as (index into `hive.keys`, value).
+    hive: hive::Partitions,
+    part_hive: Vec<(usize, Value)>,
     next_row: u64,
 }
 
 /// Opens the input's first part and checks its columns against `shape` (and
 /// the columns `naming` reads); the other parts are checked as they are reached.
 pub fn read_input(
-    parts: Vec<PathBuf>,
+    parts: impl Into<Parts>,
     shape: &InputShape,
     naming: Option<(&KeyTemplate, &str)>,
 ) -> Result<InputRows, InputError> {
     let named: Vec<String> = naming
         .map(|(t, _)| t.columns().map(String::from).collect())
         .unwrap_or_default();
+    let parts = parts.into();
+    let hive = hive::Partitions::of(&parts)?;
     let mut rows = InputRows {
-        parts,
+        parts: parts.files,
         part: None,
         next_part: 0,
         shape: shape.clone(),
@@ -299,7 +332,10 @@ pub fn read_input(
             prefix: prefix.to_string(),
         }),
         named,
+        part_named: Vec::new(),
         kept: Kept::default(),
+        hive,
+        part_hive: Vec::new(),
         next_row: 0,
     };
     rows.open_next()?;
@@ -325,9 +361,25 @@ impl InputRows {
                 .and_then(TableFormat::from_name)
                 .unwrap_or(TableFormat::Csv)
         });
-        let want = want(&self.shape, &self.named);
+        // The partition keys come after the file's own columns, as DuckDB
+        // and Polars place them; a template column may be either.
+        let hive = self.hive.of_part(self.next_part - 1);
+        self.part_named = self
+            .named
+            .iter()
+            .filter(|n| !hive.iter().any(|(k, _)| self.hive.name(*k) == n.as_str()))
+            .cloned()
+            .collect();
+        let want = want(&self.shape, &self.part_named);
         let only = self.parts.len() == 1;
         self.part = Some(Part::open(&path, format, &want, &mut self.kept, only)?);
+        self.part_hive = hive;
+        if self.shape.keep_columns {
+            for k in 0..self.hive.len() {
+                self.kept
+                    .slot(self.hive.name(k), Some(self.hive.ty(k).clone()));
+            }
+        }
         Ok(true)
     }
 }
@@ -344,7 +396,7 @@ impl Iterator for InputRows {
                     Err(e) => return Some(Err(e)),
                 }
             };
-            let want = want(&self.shape, &self.named);
+            let want = want(&self.shape, &self.part_named);
             let record = match part.next(&want, &mut self.kept) {
                 None => {
                     self.part = None;
@@ -353,11 +405,28 @@ impl Iterator for InputRows {
                 Some(Err(e)) => return Some(Err(e)),
                 Some(Ok(r)) => r,
             };
+            let mut record = record;
+            if self.shape.keep_columns {
+                for (k, value) in &self.part_hive {
+                    let slot = self.kept.slot(self.hive.name(*k), None);
+                    if record.kept.len() <= slot {
+                        record.kept.resize(slot + 1, Value::Null);
+                    }
+                    record.kept[slot] = value.clone();
+                }
+            }
             let row = self.next_row;
             self.next_row += 1;
             let name = self.naming.as_ref().map(|n| {
                 n.template.render(&n.prefix, row, &record.url, |wanted| {
-                    let at = self.named.iter().position(|c| c == wanted)?;
+                    if let Some((_, v)) = self
+                        .part_hive
+                        .iter()
+                        .find(|(k, _)| self.hive.name(*k) == wanted)
+                    {
+                        return (*v != Value::Null).then(|| v.to_text().into_owned());
+                    }
+                    let at = self.part_named.iter().position(|c| c == wanted)?;
                     record.named.get(at)?.clone()
                 })
             });

@@ -2,27 +2,28 @@
 //! read a batch at a time from one row group at a time.
 //!
 //! Kept columns keep their types: integers as INT64, floats as DOUBLE,
-//! booleans, strings, and timestamps (as UTC microseconds). Dates and
-//! decimals are kept as their text. A type batchimg cannot carry (lists,
-//! structs, binary) is an error naming the column when `--keep-columns`
-//! asks for it, and is never read otherwise.
+//! booleans, strings, dates, decimals with their precision and scale, and
+//! timestamps in their unit, naive or with their zone. Dictionary-encoded
+//! columns (pandas categoricals) are read as their values. A type batchimg
+//! cannot carry (lists, structs, binary) is an error naming the column when
+//! `--keep-columns` asks for it, and is never read otherwise.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::{InputError, Kept, Record, Want, find_column};
-use crate::table::{ColumnType, Value};
+use crate::table::{self, ColumnType, Value};
 
 /// Rows decoded at a time: a few MB of URLs, whatever the row group's size.
 const BATCH_ROWS: usize = 8192;
@@ -72,10 +73,7 @@ impl ParquetPart {
             )));
         };
         let url_type = schema.field(url_at).data_type();
-        if !matches!(
-            url_type,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
+        if !is_text(url_type) {
             return Err(file_error(format!(
                 "the URL column {:?} is {url_type}; it must hold strings",
                 names[url_at]
@@ -157,11 +155,15 @@ impl ParquetPart {
     /// Turns a batch into records.
     fn take(&mut self, batch: &RecordBatch) -> Result<(), InputError> {
         let rows = batch.num_rows();
-        let column = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| InputError::File {
+        let column = |name: &str| -> Result<ArrayRef, InputError> {
+            let fault = |message: String| InputError::File {
                 path: self.path.clone(),
-                message: format!("column {name:?} is missing from a row group"),
-            })
+                message: format!("column {name:?}, after row {}: {message}", self.rows),
+            };
+            let array = batch
+                .column_by_name(name)
+                .ok_or_else(|| fault("missing from a row group".into()))?;
+            decoded(array).map_err(|e| fault(e.to_string()))
         };
         let urls = column(&self.url)?;
         let mut kept_cells = Vec::with_capacity(self.kept.len());
@@ -201,6 +203,24 @@ impl ParquetPart {
     }
 }
 
+/// Whether a column holds strings, plainly or as a dictionary of them.
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_text(values),
+        _ => false,
+    }
+}
+
+/// A dictionary-encoded column as the plain column of its values (each key
+/// looked up, a null key null); any other column as it is.
+fn decoded(array: &ArrayRef) -> Result<ArrayRef, arrow_schema::ArrowError> {
+    match array.as_any_dictionary_opt() {
+        Some(dict) => arrow_select::take::take(dict.values().as_ref(), dict.keys(), None),
+        None => Ok(std::sync::Arc::clone(array)),
+    }
+}
+
 /// The string at row `i` of a string column; `None` when null.
 fn url_at(array: &dyn Array, i: usize) -> Option<&str> {
     if array.is_null(i) {
@@ -226,16 +246,36 @@ fn column_type(t: &DataType) -> Option<ColumnType> {
         | DataType::UInt16
         | DataType::UInt32
         | DataType::UInt64 => ColumnType::Int,
-        DataType::Float32 | DataType::Float64 => ColumnType::Float,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnType::Float,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
-        DataType::Date32 | DataType::Decimal128(..) => ColumnType::Text,
-        DataType::Timestamp(..) => ColumnType::Timestamp,
+        DataType::Date32 | DataType::Date64 => ColumnType::Date,
+        DataType::Decimal128(precision, scale) => ColumnType::Decimal {
+            precision: *precision,
+            scale: *scale,
+        },
+        // Wider than 128 bits: kept exactly, as its text.
+        DataType::Decimal256(..) => ColumnType::Text,
+        DataType::Timestamp(unit, zone) => ColumnType::Timestamp {
+            unit: time_unit(*unit),
+            zone: zone.as_deref().map(String::from),
+        },
+        DataType::Dictionary(_, values) if is_text(values) => ColumnType::Category,
+        DataType::Dictionary(_, values) => return column_type(values),
         DataType::Null => ColumnType::Text,
         _ => return None,
     })
 }
 
-/// A column's cells, typed as [`column_type`] says.
+fn time_unit(unit: TimeUnit) -> table::TimeUnit {
+    match unit {
+        TimeUnit::Second => table::TimeUnit::Second,
+        TimeUnit::Millisecond => table::TimeUnit::Millisecond,
+        TimeUnit::Microsecond => table::TimeUnit::Microsecond,
+        TimeUnit::Nanosecond => table::TimeUnit::Nanosecond,
+    }
+}
+
+/// A column's cells, typed as [`column_type`] says (dictionaries decoded first).
 fn cells(a: &dyn Array) -> Result<Vec<Value>, String> {
     let n = a.len();
     let each = |f: &dyn Fn(usize) -> Result<Value, String>| -> Result<Vec<Value>, String> {
@@ -247,6 +287,18 @@ fn cells(a: &dyn Array) -> Result<Vec<Value>, String> {
         ($t:ty) => {{
             let p = a.as_primitive::<$t>();
             each(&|i| Ok(Value::Int(i64::from(p.value(i)))))
+        }};
+    }
+    macro_rules! stamp {
+        ($t:ty, $unit:expr, $zoned:expr) => {{
+            let p = a.as_primitive::<$t>();
+            each(&|i| {
+                Ok(Value::Timestamp {
+                    ticks: p.value(i),
+                    unit: $unit,
+                    zoned: $zoned,
+                })
+            })
         }};
     }
     match a.data_type() {
@@ -266,6 +318,10 @@ fn cells(a: &dyn Array) -> Result<Vec<Value>, String> {
                     .map_err(|_| format!("{} does not fit an INT64", p.value(i)))
             })
         }
+        DataType::Float16 => {
+            let p = a.as_primitive::<arrow_array::types::Float16Type>();
+            each(&|i| Ok(Value::Float(f64::from(p.value(i)))))
+        }
         DataType::Float32 => {
             let p = a.as_primitive::<Float32Type>();
             each(&|i| Ok(Value::Float(f64::from(p.value(i)))))
@@ -279,43 +335,52 @@ fn cells(a: &dyn Array) -> Result<Vec<Value>, String> {
         }
         DataType::Date32 => {
             let p = a.as_primitive::<Date32Type>();
+            each(&|i| Ok(Value::Date(p.value(i))))
+        }
+        DataType::Date64 => {
+            let p = a.as_primitive::<Date64Type>();
             each(&|i| {
-                let day = chrono::NaiveDate::from_num_days_from_ce_opt(p.value(i) + 719_163);
-                Ok(Value::Text(
-                    day.map_or_else(|| p.value(i).to_string(), |d| d.to_string()),
-                ))
+                let days = p.value(i).div_euclid(86_400_000);
+                i32::try_from(days)
+                    .map(Value::Date)
+                    .map_err(|_| format!("date {days} is out of range"))
             })
         }
-        DataType::Decimal128(..) => {
-            let p = a.as_primitive::<arrow_array::types::Decimal128Type>();
+        DataType::Decimal128(_, scale) => {
+            let p = a.as_primitive::<Decimal128Type>();
+            each(&|i| {
+                Ok(Value::Decimal {
+                    unscaled: p.value(i),
+                    scale: *scale,
+                })
+            })
+        }
+        DataType::Decimal256(..) => {
+            let p = a.as_primitive::<arrow_array::types::Decimal256Type>();
             each(&|i| Ok(Value::Text(p.value_as_string(i))))
         }
-        DataType::Timestamp(unit, _) => {
-            let micros = |v: i64| match unit {
-                TimeUnit::Second => v.saturating_mul(1_000_000),
-                TimeUnit::Millisecond => v.saturating_mul(1_000),
-                TimeUnit::Microsecond => v,
-                TimeUnit::Nanosecond => v.div_euclid(1_000),
-            };
-            let v: Box<dyn Fn(usize) -> i64> = match unit {
-                TimeUnit::Second => {
-                    let p = a.as_primitive::<TimestampSecondType>();
-                    Box::new(move |i| p.value(i))
-                }
+        DataType::Timestamp(unit, zone) => {
+            let zoned = zone.is_some();
+            match unit {
+                TimeUnit::Second => stamp!(TimestampSecondType, table::TimeUnit::Second, zoned),
                 TimeUnit::Millisecond => {
-                    let p = a.as_primitive::<TimestampMillisecondType>();
-                    Box::new(move |i| p.value(i))
+                    stamp!(
+                        TimestampMillisecondType,
+                        table::TimeUnit::Millisecond,
+                        zoned
+                    )
                 }
                 TimeUnit::Microsecond => {
-                    let p = a.as_primitive::<TimestampMicrosecondType>();
-                    Box::new(move |i| p.value(i))
+                    stamp!(
+                        TimestampMicrosecondType,
+                        table::TimeUnit::Microsecond,
+                        zoned
+                    )
                 }
                 TimeUnit::Nanosecond => {
-                    let p = a.as_primitive::<TimestampNanosecondType>();
-                    Box::new(move |i| p.value(i))
+                    stamp!(TimestampNanosecondType, table::TimeUnit::Nanosecond, zoned)
                 }
-            };
-            each(&|i| Ok(Value::Timestamp(micros(v(i)))))
+            }
         }
         DataType::Null => Ok(vec![Value::Null; n]),
         other => Err(format!("type {other} cannot be kept")),

@@ -2,9 +2,9 @@
 //! typing, and Parquet written by batchimg's own table writer.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{list_parts, read_input};
+use super::{Parts, list_parts, read_input};
 use crate::manifest::TableWriter;
 use crate::settings::InputShape;
 use crate::table::{Column, ColumnType, TableFormat, Value};
@@ -19,7 +19,7 @@ fn keep(url_column: Option<&str>) -> InputShape {
 
 type Rows = Vec<(u64, String, Vec<Value>)>;
 
-fn read(parts: Vec<PathBuf>, shape: &InputShape) -> Result<(Rows, Vec<Column>), String> {
+fn read(parts: impl Into<Parts>, shape: &InputShape) -> Result<(Rows, Vec<Column>), String> {
     let mut rows = read_input(parts, shape, None).map_err(|e| e.to_string())?;
     let got = rows
         .by_ref()
@@ -48,6 +48,7 @@ fn a_directory_is_read_in_name_order_without_markers_or_checksums() {
     write(&d.join("part-00003.csv"), b"");
     let parts = list_parts(d).unwrap();
     let names: Vec<String> = parts
+        .files
         .iter()
         .map(|p| p.strip_prefix(d).unwrap().display().to_string())
         .collect();
@@ -55,7 +56,7 @@ fn a_directory_is_read_in_name_order_without_markers_or_checksums() {
         names,
         ["dt=2/part-00000.csv", "part-00000.csv", "part-00001.csv"]
     );
-    let (rows, _) = read(parts, &InputShape::default()).unwrap();
+    let (rows, _) = read(parts.clone(), &InputShape::default()).unwrap();
     let got: Vec<(u64, &str)> = rows.iter().map(|(r, u, _)| (*r, u.as_str())).collect();
     assert_eq!(
         got,
@@ -65,6 +66,15 @@ fn a_directory_is_read_in_name_order_without_markers_or_checksums() {
             (2, "http://a/2"),
             (3, "http://a/3")
         ]
+    );
+    // Kept, the partition key is a typed column, null for the files outside it.
+    let (rows, kept) = read(parts, &keep(None)).unwrap();
+    assert_eq!(kept, [Column::new("dt", ColumnType::Int)]);
+    let dt: Vec<&[Value]> = rows.iter().map(|(_, _, k)| k.as_slice()).collect();
+    assert_eq!(dt[0], [Value::Int(2)]);
+    assert!(
+        dt[1..].iter().all(|k| k.iter().all(|v| *v == Value::Null)),
+        "{dt:?}"
     );
     let empty = tempfile::tempdir().unwrap();
     write(&empty.path().join("_SUCCESS"), b"");
@@ -130,54 +140,120 @@ fn json_lines_type_their_columns_across_all_lines() {
     write(&bad, b"[{\"url\": \"http://a/1\"}]\n");
     let err = read(vec![bad.clone()], &InputShape::default()).unwrap_err();
     assert!(err.contains("a JSON array"), "{err}");
-    write(&bad, b"{\"link\": \"http://a/1\"}\n");
-    let err = read(vec![bad], &InputShape::default()).unwrap_err();
+    write(&bad, b"{\"link\": \"http://a/1\"}\n{\"link\": null}\n");
+    let err = read(vec![bad.clone()], &InputShape::default()).unwrap_err();
     assert!(
-        err.contains("line 1") && err.contains("--url-column"),
+        err.contains("no object has the key \"url\"") && err.contains("--url-column"),
         "{err}"
     );
 }
 
-/// Parquet as batchimg writes it reads back with the same types; the failed
-/// file is an input for the same flags.
+/// As Spark and pandas write JSON Lines: a byte-order mark, the URL key left
+/// out of the first object, null URLs; each such row is its own row.
+#[test]
+fn jsonl_with_a_bom_and_missing_or_null_urls_reads_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spark.jsonl");
+    write(
+        &path,
+        "\u{feff}{\"id\": 1}\n{\"url\": \"http://a/2\", \"id\": 2}\n{\"url\": null, \"id\": 3}\n{\"id\": 4, \"url\": \" \"}\n"
+            .as_bytes(),
+    );
+    let (rows, kept) = read(vec![path], &keep(None)).unwrap();
+    assert_eq!(kept, [Column::new("id", ColumnType::Int)]);
+    let got: Vec<(u64, &str, &[Value])> = rows
+        .iter()
+        .map(|(r, u, k)| (*r, u.as_str(), k.as_slice()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, "", &[Value::Int(1)][..]),
+            (1, "http://a/2", &[Value::Int(2)][..]),
+            (2, "", &[Value::Int(3)][..]),
+            (3, "", &[Value::Int(4)][..]),
+        ]
+    );
+}
+
+/// Parquet as batchimg writes it reads back with the same types (each
+/// timestamp unit, naive and zoned, dates and decimals); the failed file is
+/// an input for the same flags.
 #[test]
 fn parquet_written_by_the_table_writer_reads_back_typed() {
+    use crate::table::TimeUnit::*;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.parquet");
+    let ts = |unit, zone: Option<&str>| ColumnType::Timestamp {
+        unit,
+        zone: zone.map(String::from),
+    };
     let columns = vec![
         Column::new("link", ColumnType::Text),
         Column::new("id", ColumnType::Int),
         Column::new("ok", ColumnType::Bool),
-        Column::new("at", ColumnType::Timestamp),
+        Column::new("at", ColumnType::utc_micros()),
+        Column::new("s", ts(Second, None)),
+        Column::new("ms", ts(Millisecond, Some("America/New_York"))),
+        Column::new("ns", ts(Nanosecond, None)),
+        Column::new("day", ColumnType::Date),
+        Column::new(
+            "price",
+            ColumnType::Decimal {
+                precision: 18,
+                scale: 4,
+            },
+        ),
+        Column::new("kind", ColumnType::Category),
     ];
+    let stamp = |ticks, unit, zoned| Value::Timestamp { ticks, unit, zoned };
+    let typed = |i: i64| {
+        vec![
+            Value::utc_millis(i),
+            stamp(i, Second, false),
+            stamp(-i, Millisecond, true),
+            stamp(i * 1_000_000_007, Nanosecond, false),
+            Value::Date(i as i32 - 10_000),
+            Value::Decimal {
+                unscaled: i as i128 * -12_345,
+                scale: 4,
+            },
+            Value::Text(["cat", "dog", "owl"][i as usize % 3].into()),
+        ]
+    };
     let mut file = std::fs::File::create(&path).unwrap();
     let mut w = TableWriter::new(&mut file, TableFormat::Parquet, b',', columns.clone()).unwrap();
     for i in 0..20_000i64 {
-        w.row(vec![
-            Value::Text(format!("http://a/{i}")),
-            Value::Int(i * 1_000_000_007),
-            if i % 3 == 0 {
-                Value::Null
-            } else {
-                Value::Bool(i % 2 == 0)
-            },
-            Value::Timestamp(i),
-        ])
+        w.row(
+            vec![
+                Value::Text(format!("http://a/{i}")),
+                Value::Int(i * 1_000_000_007),
+                if i % 3 == 0 {
+                    Value::Null
+                } else {
+                    Value::Bool(i % 2 == 0)
+                },
+            ]
+            .into_iter()
+            .chain(typed(i))
+            .collect(),
+        )
         .unwrap();
     }
     w.finish().unwrap();
     drop(file);
     let (rows, kept) = read(vec![path.clone()], &keep(Some("link"))).unwrap();
-    assert_eq!(kept, columns[1..]);
+    // Parquet has no seconds: they are written, and read back, as milliseconds.
+    let mut want = columns[1..].to_vec();
+    want[3].ty = ts(Millisecond, None);
+    assert_eq!(kept, want);
     assert_eq!(rows.len(), 20_000);
-    assert_eq!(
-        rows[19_999].2,
-        [
-            Value::Int(19_999 * 1_000_000_007),
-            Value::Bool(false),
-            Value::Timestamp(19_999)
-        ]
-    );
+    let mut last: Vec<Value> = [Value::Int(19_999 * 1_000_000_007), Value::Bool(false)]
+        .into_iter()
+        .chain(typed(19_999))
+        .collect();
+    last[3] = stamp(19_999_000, Millisecond, false);
+    assert_eq!(rows[19_999].2, last);
     assert_eq!(rows[3].2[1], Value::Null);
     // Without --url-column, a Parquet file needs a column `url`.
     let err = read(vec![path], &InputShape::default()).unwrap_err();

@@ -43,7 +43,9 @@ pub enum Origin {
 pub fn parse_url(raw: &str) -> Result<Origin, FetchError> {
     let invalid = |why: String| FetchError::InvalidUrl(why);
     if raw.is_empty() {
-        return Err(invalid("empty URL".into()));
+        return Err(invalid(
+            "no URL: the value is null, missing or empty".into(),
+        ));
     }
     if raw.len() > MAX_URL_LEN {
         return Err(invalid(format!(

@@ -1,10 +1,10 @@
-//! DuckDB and pyarrow (installed by `scripts/setup-warehouse.sh`): tools
+//! DuckDB, Polars and pyarrow (installed by `scripts/setup-warehouse.sh`): tools
 //! independent of batchimg that write the exports it reads and read back the
 //! files it writes.
 
 use std::path::Path;
 
-/// Runs a Python script with duckdb and pyarrow importable, in `dir`;
+/// Runs a Python script with duckdb, polars (`pl`) and pyarrow importable, in `dir`;
 /// returns its stdout.
 pub fn python(dir: &Path, script: &str) -> String {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/warehouse/bin/python");
@@ -16,7 +16,7 @@ pub fn python(dir: &Path, script: &str) -> String {
     let out = std::process::Command::new(python)
         .arg("-c")
         .arg(format!(
-            "import duckdb, pyarrow as pa, pyarrow.parquet as pq, json\n{script}"
+            "import duckdb, polars as pl, pyarrow as pa, pyarrow.parquet as pq, json\n{script}"
         ))
         .current_dir(dir)
         .output()
