@@ -102,14 +102,16 @@ pub struct HostGone {
 
 /// A request's place in its host's limit; report how it went with
 /// [`Permit::done`]. Dropped without a report, it frees its place only.
+/// Either way the place is given back in `Drop`, the one exit.
 pub struct Permit {
     host: Arc<Host>,
     /// Requests in flight to the host when this one was sent, itself included.
     sent_at: usize,
     /// [`State::full`] when the request was sent.
     full_seen: u64,
-    started: Instant,
     row: u64,
+    /// What [`Permit::done`] reported, for `Drop` to hand to the host.
+    outcome: Option<Outcome>,
 }
 
 impl Host {
@@ -207,8 +209,8 @@ impl Host {
             host: Arc::clone(self),
             sent_at: s.in_flight,
             full_seen,
-            started: Instant::now(),
             row,
+            outcome: None,
         }
     }
 
@@ -346,21 +348,20 @@ impl State {
 }
 
 impl Permit {
-    /// Reports how the request went: the host's limit and breaker learn from it.
-    pub fn done(self, outcome: Outcome) {
-        let outcome = match outcome {
-            Outcome::Answered(_) => Outcome::Answered(self.started.elapsed()),
-            other => other,
-        };
-        self.host.finish(&self, Some(outcome));
-        std::mem::forget(self);
+    /// Reports how the request went: the host's limit and breaker learn from
+    /// it. The latency of an [`Outcome::Answered`] is the caller's to
+    /// measure: the request alone, from its send to its body's end, not the
+    /// waits for a download slot and the host's pace that came after the
+    /// permit, which say nothing about how fast the host answers.
+    pub fn done(mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let host = Arc::clone(&self.host);
-        host.finish(self, None);
+        let outcome = self.outcome.take();
+        self.host.finish(self, outcome);
     }
 }
 
@@ -476,11 +477,46 @@ mod tests {
         // saturated, the limit holds.
         h.state.lock().unwrap().fastest = Some(Duration::from_millis(1));
         let permits = take(&h, 16).await;
+        permits
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Answered(Duration::from_millis(60))));
+        assert_eq!(h.limit(), 16);
+    }
+
+    #[tokio::test]
+    async fn the_latency_reported_is_the_one_judged_not_the_time_a_permit_was_held() {
+        // Permits held a while before their requests went out (waiting for a
+        // download slot, say), then answered fast: the host is as fast as
+        // ever, and the limit grows.
+        let h = host(None);
+        h.state.lock().unwrap().fastest = Some(Duration::from_millis(1));
+        let limit = h.limit();
+        let permits = take(&h, limit).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
         permits
             .into_iter()
-            .for_each(|p| p.done(Outcome::Answered(Duration::ZERO)));
-        assert_eq!(h.limit(), 16);
+            .for_each(|p| p.done(Outcome::Answered(Duration::from_millis(1))));
+        assert_eq!(h.limit(), 2 * limit);
+    }
+
+    #[tokio::test]
+    async fn permits_give_their_host_back_whether_reported_or_dropped() {
+        let h = host(None);
+        let baseline = Arc::strong_count(&h);
+        for _ in 0..20 {
+            let permits = take(&h, h.limit()).await;
+            assert_eq!(Arc::strong_count(&h), baseline + permits.len());
+            // Half reported, half dropped (a request cancelled mid-flight).
+            for (i, p) in permits.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    p.done(Outcome::Answered(Duration::ZERO));
+                } else {
+                    drop(p);
+                }
+            }
+            assert_eq!(Arc::strong_count(&h), baseline);
+            assert_eq!(h.state.lock().unwrap().in_flight, 0);
+        }
     }
 
     #[tokio::test]
