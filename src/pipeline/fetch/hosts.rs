@@ -386,6 +386,12 @@ impl Hosts {
         }
     }
 
+    /// The most requests one host can have in flight: `--per-host` when
+    /// pinned, else what every limit may grow to.
+    pub fn most_per_host(&self) -> usize {
+        self.pinned.unwrap_or(self.most)
+    }
+
     /// The host named `key`.
     pub fn get(&self, key: &str) -> Arc<Host> {
         let mut map = self.by_key.lock().expect("per-host lock");

@@ -94,8 +94,9 @@ impl Fetcher {
         let c = settings.concurrency;
         let downloads = c.downloads_for(budget.total());
         let nothing_left = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
+        let hosts = Hosts::new(c.per_host, downloads, c.per_host_rps);
         Ok(Fetcher {
-            http: HttpClient::new(settings, downloads)?,
+            http: HttpClient::new(settings, hosts.most_per_host())?,
             store: settings.store.clone(),
             source: tokio::sync::OnceCell::new(),
             nothing_left,
@@ -108,7 +109,7 @@ impl Fetcher {
             limits: settings.limits,
             retry: settings.retry,
             slots: Semaphore::new(downloads),
-            hosts: Hosts::new(c.per_host, downloads, c.per_host_rps),
+            hosts,
             outage_wait: settings.host_outage_wait,
             sign_s3_urls: settings.http.sign_s3_urls,
         })
