@@ -288,17 +288,17 @@ impl Fetcher {
             .source
             .get_or_init(|| S3Store::connect_source(&self.store, self.retry))
             .await;
-        let (length, mut stream) = store.open(bucket, key).await.map_err(FetchError::from)?;
+        // A missing key is a 404, as it is over HTTP.
+        let mut object = store.open(bucket, key).await?.ok_or(FetchError::Status {
+            status: 404,
+            retry_after: None,
+        })?;
         let limit = self.limits.max_download_bytes;
-        if length.is_some_and(|n| n > limit) {
+        if object.length.is_some_and(|n| n > limit) {
             return Err(FetchError::TooLarge { limit });
         }
-        let mut body = Collector::new(&self.budget, length, limit, "none".into()).await;
-        while let Some(chunk) = stream
-            .try_next()
-            .await
-            .map_err(|e| FetchError::Store(format!("reading the object broke off: {e}"), None))?
-        {
+        let mut body = Collector::new(&self.budget, object.length, limit, "none".into()).await;
+        while let Some(chunk) = object.next_chunk().await? {
             body.push(&chunk, &self.budget)?;
         }
         body.finish()
