@@ -36,7 +36,7 @@ use tables::{
     run_info,
 };
 pub use tables::{CreateError, JournalError, RunInfo};
-pub use writer::{Writer, WriterGone};
+pub use writer::{HostLimits, Writer, WriterGone};
 
 /// Rows recorded per transaction while a new journal is filled.
 const INGEST_BATCH: usize = 50_000;
@@ -285,7 +285,8 @@ impl Journal {
             }
         }
         if !updates.is_empty() {
-            tables::commit_updates(&self.db, &self.path, &mut updates)?;
+            // Before the session's first request: no host's limit has moved.
+            tables::commit_updates(&self.db, &self.path, &mut updates, &[])?;
         }
         Ok(())
     }

@@ -21,11 +21,11 @@
 //! One URL that keeps failing is that row's problem, not the host's: only
 //! failures of distinct rows count.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::options::Concurrency;
 
@@ -60,12 +60,19 @@ pub enum Outcome {
     Failed,
 }
 
+/// The limits that moved, by host key: a host appears once its limit
+/// first moves (a pinned one never does). Whoever wants them follows the
+/// channel ([`Hosts::limits`]); the journal records the busiest for `status`.
+pub type Limits = BTreeMap<String, usize>;
+
 /// One host's share of the downloads.
 pub struct Host {
     name: String,
     state: Mutex<State>,
     changed: Notify,
     pace: Option<governor::DefaultDirectRateLimiter>,
+    /// Every host's moved limits, shared with [`Hosts`].
+    moved: Arc<watch::Sender<Limits>>,
 }
 
 struct State {
@@ -115,10 +122,17 @@ pub struct Permit {
 }
 
 impl Host {
-    fn new(name: &str, pinned: Option<usize>, most: usize, period: Option<Duration>) -> Host {
+    fn new(
+        name: &str,
+        pinned: Option<usize>,
+        most: usize,
+        period: Option<Duration>,
+        moved: Arc<watch::Sender<Limits>>,
+    ) -> Host {
         let start = pinned.unwrap_or(Concurrency::INITIAL_PER_HOST.min(most));
         Host {
             name: name.to_string(),
+            moved,
             state: Mutex::new(State {
                 limit: start as f64,
                 pinned: pinned.is_some(),
@@ -247,6 +261,11 @@ impl Host {
         if before != after && !s.pinned {
             tracing::debug!(host = %self.name, limit = after, "host limit");
             crate::metrics::get().host_limit(&self.name, after);
+            // Under the host's lock, so two moves of one host reach the
+            // channel in the order they were made.
+            self.moved.send_modify(|moved| {
+                moved.insert(self.name.clone(), after);
+            });
         }
         drop(s);
         self.changed.notify_waiters();
@@ -374,6 +393,7 @@ pub struct Hosts {
     most: usize,
     /// Least time between two requests to one host (`--per-host-rps`).
     period: Option<Duration>,
+    moved: Arc<watch::Sender<Limits>>,
 }
 
 impl Hosts {
@@ -383,7 +403,13 @@ impl Hosts {
             pinned,
             most,
             period: per_host_rps.map(|rps| Duration::from_secs_f64(1.0 / rps)),
+            moved: Arc::new(watch::Sender::new(Limits::new())),
         }
+    }
+
+    /// The hosts' limits that moved, now and as they move.
+    pub fn limits(&self) -> watch::Receiver<Limits> {
+        self.moved.subscribe()
     }
 
     /// The most requests one host can have in flight: `--per-host` when
@@ -398,7 +424,13 @@ impl Hosts {
         if let Some(host) = map.get(key) {
             return Arc::clone(host);
         }
-        let host = Arc::new(Host::new(key, self.pinned, self.most, self.period));
+        let host = Arc::new(Host::new(
+            key,
+            self.pinned,
+            self.most,
+            self.period,
+            Arc::clone(&self.moved),
+        ));
         map.insert(key.to_string(), Arc::clone(&host));
         host
     }
@@ -409,7 +441,7 @@ mod tests {
     use super::*;
 
     fn host(pinned: Option<usize>) -> Arc<Host> {
-        Arc::new(Host::new("h:80", pinned, 64, None))
+        Arc::new(Host::new("h:80", pinned, 64, None, Arc::default()))
     }
 
     async fn take(h: &Arc<Host>, n: usize) -> Vec<Permit> {
@@ -503,6 +535,33 @@ mod tests {
             .into_iter()
             .for_each(|p| p.done(Outcome::Answered(Duration::from_millis(1))));
         assert_eq!(h.limit(), 2 * limit);
+    }
+
+    #[tokio::test]
+    async fn the_limits_that_move_are_published_to_whoever_follows_them() {
+        let hosts = Hosts::new(None, 64, None);
+        let limits = hosts.limits();
+        let (a, b) = (hosts.get("a:443"), hosts.get("b:443"));
+        take(&b, 1).await.into_iter().for_each(drop);
+        assert!(limits.borrow().is_empty(), "nothing moved yet");
+        for p in take(&a, a.limit()).await {
+            p.done(Outcome::Answered(Duration::ZERO));
+        }
+        let moved: Vec<(String, usize)> = limits
+            .borrow()
+            .iter()
+            .map(|(h, l)| (h.clone(), *l))
+            .collect();
+        assert_eq!(moved, [("a:443".to_string(), a.limit())]);
+
+        let pinned = Hosts::new(Some(2), 64, None);
+        let limits = pinned.limits();
+        let c = pinned.get("c:443");
+        take(&c, 2)
+            .await
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Failed));
+        assert!(limits.borrow().is_empty(), "a pinned limit never moves");
     }
 
     #[tokio::test]

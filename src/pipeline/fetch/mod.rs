@@ -115,6 +115,11 @@ impl Fetcher {
         })
     }
 
+    /// The hosts' adapted limits that moved, now and as they move.
+    pub fn host_limits(&self) -> tokio::sync::watch::Receiver<hosts::Limits> {
+        self.hosts.limits()
+    }
+
     /// The source image of the row with URL `raw`: a whole download that an
     /// earlier run left in the work directory, or a new one.
     pub async fn fetch(&self, raw: &str) -> Result<Fetched, FetchFailure> {
