@@ -57,7 +57,7 @@ use crate::job::{
 };
 use crate::journal::Writer;
 use crate::journal::quarantine::Quarantine;
-use crate::keys::{self, Target};
+use crate::keys::{self, ObjectTarget};
 use crate::memory::{Budget, Lease};
 use crate::redact::RawUrl;
 use crate::settings::Settings;
@@ -339,7 +339,7 @@ impl<S: ObjectStore> Pipeline<S> {
             } => {
                 let named = matches!(rec.name, Some(Ok(_)));
                 let target =
-                    Target::recorded(key, named, output.file_name().and_then(|n| n.to_str()));
+                    ObjectTarget::recorded(key, named, output.file_name().and_then(|n| n.to_str()));
                 let input = || (!recovered || source.path.exists()).then(|| source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
@@ -382,9 +382,14 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// Where a downloaded row's object goes (see [`Target`]). `size`: the
+    /// Where a downloaded row's object goes (see [`ObjectTarget`]). `size`: the
     /// output's, for a chosen name with `{width}` or `{height}`.
-    fn target(&self, rec: &JobRecord, source: &SourceFile, size: Option<(u32, u32)>) -> Target {
+    fn target(
+        &self,
+        rec: &JobRecord,
+        source: &SourceFile,
+        size: Option<(u32, u32)>,
+    ) -> ObjectTarget {
         let transform = &self.settings.transform;
         let prefix = &self.settings.store.prefix;
         let output = self.output_format(source.format);
@@ -415,7 +420,7 @@ impl<S: ObjectStore> Pipeline<S> {
             format: &format,
             size,
         };
-        Target::new(content, name, &out)
+        ObjectTarget::new(content, name, &out)
     }
 
     /// The format an input of `input`'s format is written in.
@@ -439,7 +444,7 @@ impl<S: ObjectStore> Pipeline<S> {
     /// output it kept, or its failure.
     async fn lead_or_follow(
         &self,
-        target: &Target,
+        target: &ObjectTarget,
         carry: &mut Carry,
     ) -> Option<Result<Option<PathBuf>, Failure>> {
         if carry.claim.is_some() {

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::control::Control;
 use crate::job::{Classify, FailureClass, Systemic};
-use crate::keys::Target;
+use crate::keys::ObjectTarget;
 use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 
 /// Stripes of the locks rows naming one object take (`--key-template`).
@@ -135,7 +135,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// Whether the target's object is already in the bucket, checked before
     /// its image is converted when the policy sends HEADs (without them, the
     /// conditional PUT finds an object that is already there).
-    pub async fn stored_before(&self, target: &Target) -> Result<bool, UploadError> {
+    pub async fn stored_before(&self, target: &ObjectTarget) -> Result<bool, UploadError> {
         if !self.heads {
             return Ok(false);
         }
@@ -150,7 +150,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// and a store that ignores If-None-Match would let this PUT overwrite it.
     pub async fn store_image(
         &self,
-        target: &Target,
+        target: &ObjectTarget,
         body: Bytes,
         content_type: &str,
         recovered: bool,
@@ -192,7 +192,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// Whether the target's object is in the bucket. A content key holds its
     /// content by construction; a chosen name must hold this row's (its
     /// tag), and other content under it fails the row.
-    async fn present(&self, target: &Target) -> Result<bool, UploadError> {
+    async fn present(&self, target: &ObjectTarget) -> Result<bool, UploadError> {
         let Some(tag) = &target.tag else {
             return Ok(self.exists(&target.key).await?);
         };
