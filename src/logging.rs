@@ -104,7 +104,8 @@ pub fn init(args: &LogArgs) -> Display {
         LogFormat::Text => builder.with_ansi(display.color).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    // A second init (tests calling `main` twice) keeps the first subscriber.
+    // `app::run` initialises once per process; a second command run in the
+    // same process would keep the first subscriber.
     drop(installed);
     display
 }
