@@ -4,7 +4,7 @@
 //! docs/development.md): the domain crate (`job`, `keys`, `options`, ...);
 //! leaves; policy (`settings` is plain data, `retry`, `netguard`); adapters
 //! (`journal` records rows on disk, `store` talks to S3, `image` converts,
-//! `manifest` reads and writes the CSVs); the `pipeline`, whose loop moves
+//! `manifest` reads and writes the tables: CSV, Parquet, JSON Lines); the `pipeline`, whose loop moves
 //! rows through fetch → convert → upload; the surface (`cli` parses,
 //! `resolve` turns flags and environment into `Settings`, `logging`,
 //! `progress`, `serve`); `commands`, one per subcommand; and `app`, the

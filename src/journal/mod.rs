@@ -7,9 +7,11 @@
 //! Counters per state live beside the rows and are updated in the same
 //! transactions, so `status` answers in constant time on a million rows.
 //!
-//! The journal stores facts; the pipeline decides what they mean. Writes go
-//! through one writer thread ([`Writer`]) that batches many row updates into
-//! one transaction; redb's quick-repair mode makes reopening after `kill -9`
+//! The journal stores facts; the pipeline decides what they mean. While rows
+//! move, their updates go through one writer thread ([`Writer`]) that batches
+//! many into one transaction; the rest (the rows of a new journal, the run's
+//! information, a crash's suspects) is written before the writer starts or
+//! after it stops. redb's quick-repair mode makes reopening after `kill -9`
 //! almost instant. Losing the last uncommitted batch in a crash is harmless:
 //! the work it recorded is idempotent (see `pipeline`).
 

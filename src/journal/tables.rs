@@ -1,6 +1,8 @@
 //! The journal's tables, its record format, and the one way a row's record
-//! is written: with its counters, its entry in the failure index and its
-//! entry in the suspect index, all in the same transaction.
+//! is updated: with its counters, its entry in the failure index and its
+//! entry in the suspect index, all in the same transaction. (A new journal's
+//! rows are written in bulk by `Journal::create`, all `Pending`, with their
+//! counter set once at the end.)
 //!
 //! Every stored value starts with a format version byte, then postcard.
 //! Postcard writes an enum variant as its index, so a variant added to a

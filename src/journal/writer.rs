@@ -97,7 +97,7 @@ enum Msg {
 /// makes the sending task wait (back-pressure) without blocking a runtime
 /// worker, and the writer thread drains it with `blocking_recv`. The run's
 /// information (`RunInfo`) does not go through here: the command layer writes
-/// it with [`Journal::set_run_info`] only before the writer starts and after
+/// it with [`Journal::set_run_info`](super::Journal::set_run_info) only before the writer starts and after
 /// [`Writer::finish`], so the two never contend for redb's write lock.
 #[derive(Clone)]
 pub struct Writer {

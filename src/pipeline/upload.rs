@@ -2,11 +2,14 @@
 //! the HEAD policy, the locks of chosen names and their tag check, and the
 //! breaker that tells a store outage from one row's bad luck.
 //!
-//! Every store request of a run goes through here, URL index objects included,
-//! so the breaker sees them all: after [`STORE_DOWN_AFTER`] consecutive
-//! failures, or at once for a failure no other row could escape (no such
-//! bucket, rejected credentials), the run is stopped instead of failing every
-//! remaining row one by one.
+//! Every request the rows make to the destination bucket goes through here,
+//! the URL index's lookups and flushes included, so the breaker sees them
+//! all: after [`STORE_DOWN_AFTER`] consecutive failures, or at once for a
+//! failure no other row could escape (no such bucket, rejected credentials),
+//! the run is stopped instead of failing every remaining row one by one. Not
+//! counted: the URL index's read at start ([`Uploader::store`], which falls
+//! back to downloading), the `s3://` source rows (the fetch stage's own
+//! reads, which fail their rows), and the commands' inputs and CSVs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -119,7 +119,7 @@ impl S3Store {
     }
 
     /// Sends a GET of `key` in any bucket, with the expected owner when the
-    /// bucket is the destination (see [`S3Store::owner_of`]) and the payer:
+    /// bucket is the destination (see `owner_of`) and the payer:
     /// the one opener, for source rows, inputs and the store's own reads.
     /// `None` when there is no such key.
     pub async fn open(&self, bucket: &str, key: &str) -> Result<Option<S3Object>, StoreError> {

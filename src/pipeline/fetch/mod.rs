@@ -1,4 +1,5 @@
-//! The fetch stage: turns a row's URL into a source file in the work directory.
+//! The fetch stage: turns a row's URL into a source image, in memory and (not
+//! with `--delete-local`) in the work directory.
 //!
 //! It owns everything about getting the bytes: the URL checks (`url`), the
 //! network policy and redirects (`client`), each host's share (`hosts`), the
@@ -7,7 +8,8 @@
 //! left behind, and the class of each of its errors (`error`).
 //!
 //! The body is collected in memory (bounded by the download limit), then
-//! written whole to the work directory in one blocking call, so a file under
+//! written whole to the work directory in one blocking call (unless
+//! `--delete-local` keeps it in memory only), so a file under
 //! its final name is always whole (`resume` relies on that) and a download
 //! costs one hop to the blocking pool instead of one per chunk. The blake3 of
 //! the body is computed on the way, so the content key costs no second pass.
