@@ -21,11 +21,6 @@ pub struct Display {
     pub progress_lines: Option<std::time::Duration>,
 }
 
-/// The target of each finished row's line: shown at -v, with --log-rows,
-/// or when RUST_LOG asks for it; hidden by default, so that a million rows
-/// do not make a million lines.
-pub const ROWS: &str = "batchimg::rows";
-
 /// The target of the summary line, which `-q` keeps: it is the outcome.
 pub const SUMMARY: &str = "batchimg::summary";
 
@@ -104,7 +99,8 @@ pub fn init(args: &LogArgs) -> Display {
         LogFormat::Text => builder.with_ansi(display.color).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    // A second init (tests calling `main` twice) keeps the first subscriber.
+    // `app::run` initialises once per process; a second command run in the
+    // same process would keep the first subscriber.
     drop(installed);
     display
 }

@@ -1,8 +1,9 @@
-//! The `batchimg` binary: parse the command line, run, turn the outcome into an exit code.
+//! The `batchimg` binary: parse the command line and hand it to `app::run`,
+//! which returns the exit code.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = batchimg::cli::parse();
-    batchimg::main(cli)
+    batchimg::app::run(cli)
 }

@@ -46,12 +46,12 @@ fn stage_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
-/// The process's counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostLabel {
     pub host: String,
 }
 
+/// The process's counters.
 pub struct Metrics {
     /// Bytes of image bodies received and of objects uploaded.
     pub downloaded_bytes: Counter,
@@ -68,6 +68,7 @@ pub struct Metrics {
     in_flight: Family<StageLabel, Gauge>,
     /// Rows this process finished, by outcome.
     finished: Family<OutcomeLabel, Counter>,
+    /// Each host's adapted limit on downloads in flight, once it moved.
     host_limits: Family<HostLabel, Gauge>,
     /// The same limits, for the progress lines.
     limits: Mutex<BTreeMap<String, usize>>,
@@ -145,7 +146,6 @@ impl Metrics {
         self.finished.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
-    /// Rows this process finished with `outcome`.
     /// A host's limit on downloads in flight moved (only hosts busy enough
     /// for it to move are ever named).
     pub fn host_limit(&self, host: &str, limit: usize) {
@@ -169,13 +169,14 @@ impl Metrics {
         all
     }
 
+    /// Rows this process finished with `outcome`.
     pub fn finished(&self, outcome: &'static str) -> u64 {
         self.finished.get_or_create(&OutcomeLabel { outcome }).get()
     }
 }
 
-/// What a scrape reads besides the counters: the journal's rows by state
-/// and failure class, and the memory budget.
+/// The counters' exposition; what a scrape reads besides them (rows from
+/// the journal, the memory budget) is added by `serve`.
 impl Metrics {
     /// Registers the process-wide counters, in the order they are exposed.
     pub fn register(&self, registry: &mut Registry) {

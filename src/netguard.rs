@@ -7,7 +7,8 @@
 //! every connection, redirects included), and each redirect hop's scheme and
 //! literal host. Environment proxies are ignored unless `--proxy-from-env`
 //! asks for them; a proxy resolves names itself, out of the resolver's sight,
-//! so then the fetch stage resolves each target first (`fetch::check_resolved`).
+//! so then the fetch stage resolves each target first (`HttpClient::check_resolved`
+//! in `pipeline::fetch::client`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

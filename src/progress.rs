@@ -1,10 +1,13 @@
 //! Progress for people and machines: the bar, the log writer that keeps log
 //! lines from tearing it, and the progress lines logged at an interval.
 //!
-//! indicatif lives only in this file; the pipeline sees the small [`Reporter`]
-//! trait it defines. The bar is drawn on stderr only when stderr is a terminal; where it
-//! is not (a pod's log, a file), [`log_lines`] logs a line at an interval
-//! instead, so nobody has to infer progress from one line per URL.
+//! indicatif lives only in this file. The pipeline knows the bar only as the
+//! [`Reporter`] trait, which it defines itself (`pipeline::report`) and [`Bar`]
+//! implements; the progress lines read what the pipeline left elsewhere: the
+//! journal's counts and the process's metrics. The bar is drawn on stderr
+//! only when stderr is a terminal; where it is not (a pod's log, a file),
+//! [`log_lines`] logs a line at an interval instead, so nobody has to infer
+//! progress from one line per URL.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::RwLock;

@@ -3,8 +3,9 @@
 //! `resolve` builds it from the command line, the environment and the run
 //! recorded in the journal; everything downstream takes a `&Settings` and
 //! never looks at the environment again, except the AWS credential chain,
-//! which the SDK owns. Recorded in the journal, so that `resume` continues
-//! with the same choices.
+//! which the SDK owns, and with `--proxy-from-env` the proxy variables,
+//! which reqwest reads itself. Recorded in the journal, so that `resume`
+//! continues with the same choices.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,10 +1,12 @@
-//! The work directory's files: written whole or not at all, read back only
-//! when they are still what was recorded.
+//! The work directory's files: written whole or not at all, and read back.
 //!
 //! A downloaded or converted file appears under its final name only when it
 //! is whole (written to a `.part`, then renamed), which is what lets `resume`
-//! trust a file it finds. Plain `std::fs` calls, so that errors keep their OS
-//! code (a full disk must be recognised as one).
+//! trust a file it finds: an output, or a download a killed run left before
+//! recording it, is read back as it is. A recorded download is read back
+//! only if its bytes still hash to what the journal holds ([`read_source`]),
+//! since its content key was derived from them. Plain `std::fs` calls, so
+//! that errors keep their OS code (a full disk must be recognised as one).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,8 +38,7 @@ pub async fn read_source(source: &SourceFile) -> Option<Bytes> {
 /// rows fetching one URL at once (rows that `--key-template` names apart)
 /// write their own, and the second rename replaces a whole file with the
 /// same bytes. Parts a killed process left are never read, and removed at
-/// the next start ([`remove_parts`]). Plain `std::fs` calls, so that errors
-/// keep their OS code (a full disk must be recognised as one).
+/// the next start ([`remove_parts`]).
 pub fn write_whole(path: &Path, body: &[u8]) -> std::io::Result<()> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -1,9 +1,9 @@
-//! The command line as the user types it; `settings.rs` turns it into `Settings`.
+//! The command line as the user types it; `resolve` turns it into `Settings`.
 //!
 //! Only parsing lives here. Options that also come from the environment name
 //! their variable with clap's `env`, so `--help` shows both, and defaults that
-//! depend on other options (the work directory, the number of cores) are left
-//! as `None` for `settings.rs` to resolve.
+//! depend on other options or the machine (the work directory, the number of
+//! cores) are left as `None` for `resolve` to settle.
 
 mod help;
 mod run;

@@ -7,7 +7,7 @@
 //!
 //! Everything goes to stdout through `?`: a reader that goes away
 //! (`batchimg status | head -1`) ends the command with a broken pipe, which
-//! `main` turns into a quiet success.
+//! `app::run` turns into a quiet success.
 
 use std::io::{self, Write};
 use std::sync::Arc;

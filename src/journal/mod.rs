@@ -7,9 +7,11 @@
 //! Counters per state live beside the rows and are updated in the same
 //! transactions, so `status` answers in constant time on a million rows.
 //!
-//! The journal stores facts; the pipeline decides what they mean. Writes go
-//! through one writer thread ([`Writer`]) that batches many row updates into
-//! one transaction; redb's quick-repair mode makes reopening after `kill -9`
+//! The journal stores facts; the pipeline decides what they mean. While rows
+//! move, their updates go through one writer thread ([`Writer`]) that batches
+//! many into one transaction; the rest (the rows of a new journal, the run's
+//! information, a crash's suspects) is written before the writer starts or
+//! after it stops. redb's quick-repair mode makes reopening after `kill -9`
 //! almost instant. Losing the last uncommitted batch in a crash is harmless:
 //! the work it recorded is idempotent (see `pipeline`).
 
@@ -36,7 +38,7 @@ use tables::{
     run_info,
 };
 pub use tables::{CreateError, JournalError, RunInfo};
-pub use writer::{Writer, WriterGone};
+pub use writer::{HostLimits, Writer, WriterGone};
 
 /// Rows recorded per transaction while a new journal is filled.
 const INGEST_BATCH: usize = 50_000;
@@ -288,7 +290,8 @@ impl Journal {
             }
         }
         if !updates.is_empty() {
-            tables::commit_updates(&self.db, &self.path, &mut updates)?;
+            // Before the session's first request: no host's limit has moved.
+            tables::commit_updates(&self.db, &self.path, &mut updates, &[])?;
         }
         Ok(())
     }

@@ -1,13 +1,15 @@
 //! The journal's tables, its record format, and the one way a row's record
-//! is written: with its counters, its entry in the failure index and its
-//! entry in the suspect index, all in the same transaction.
+//! is updated: with its counters, its entry in the failure index and its
+//! entry in the suspect index, all in the same transaction. (A new journal's
+//! rows are written in bulk by `Journal::create`, all `Pending`, with their
+//! counter set once at the end.)
 //!
 //! Every stored value starts with a format version byte, then postcard.
 //! Postcard writes an enum variant as its index, so a variant added to a
 //! stored enum goes at its end, and the version is bumped whenever a stored
 //! struct changes shape (the domain crate pins the bytes of a record).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -138,10 +140,14 @@ pub enum CreateError {
     Journal(#[from] JournalError),
 }
 
+/// Writes `updates` (a row's last record wins) with their counters and
+/// index entries, the heartbeat, and `hosts`: the busiest hosts' adapted
+/// limits, for `status` in another process.
 pub(super) fn commit_updates(
     db: &Database,
     path: &Path,
     updates: &mut Vec<(u64, JobRecord)>,
+    hosts: &[(String, usize)],
 ) -> Result<(), JournalError> {
     let txn = begin_write(db)?;
     {
@@ -191,13 +197,22 @@ pub(super) fn commit_updates(
         }
         txn.open_table(META)?
             .insert("heartbeat", now_ms().to_le_bytes().as_slice())?;
-        // The busiest hosts' adapted limits, for `status` in another process.
-        let hosts = crate::metrics::get().top_host_limits(HOSTS_SHOWN);
         txn.open_table(META)?
             .insert("hosts", encode(&hosts).as_slice())?;
     }
     txn.commit()?;
     Ok(())
+}
+
+/// The [`HOSTS_SHOWN`] hosts with the largest limits, largest first (ties
+/// in name order).
+pub(super) fn busiest(limits: &BTreeMap<String, usize>) -> Vec<(String, usize)> {
+    let mut all: Vec<(&String, usize)> = limits.iter().map(|(h, l)| (h, *l)).collect();
+    all.sort_by_key(|(_, l)| std::cmp::Reverse(*l));
+    all.into_iter()
+        .take(HOSTS_SHOWN)
+        .map(|(h, l)| (h.clone(), l))
+        .collect()
 }
 
 /// The counters a record contributes to.

@@ -28,6 +28,13 @@ impl<S: ObjectStore> Pipeline<S> {
             memory_budget = %bytesize::ByteSize::b(self.budget.total()).display().iec(),
             "images in flight share the memory budget"
         );
+        // The hosts' limits are the fetch stage's; the journal records the
+        // busiest for `status`. A writer that has stopped is noticed at the
+        // first row recorded.
+        let _ = self
+            .writer
+            .follow_host_limits(self.fetch.host_limits())
+            .await;
         self.index.load(&self.upload, rows).await;
         let flushing = CancellationToken::new();
         let flusher = {

@@ -62,7 +62,7 @@ impl Table {
         })
     }
 
-    /// Makes the row the leader for `claim_key` (see `Target::claim`), or
+    /// Makes the row the leader for `claim_key` (see `ObjectTarget::claim`), or
     /// waits for the row that is, calling `on_wait` first so that it waits
     /// holding nothing (the leader may need the room). `Lead` hands back the
     /// claim; `Followed` is the leader's outcome: the output it kept, or its

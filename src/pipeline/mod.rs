@@ -4,13 +4,18 @@
 //! Each row is one task running [`Pipeline::drive`]: a `match` on the row's
 //! recorded state calls the stage for that state, records the state the stage
 //! returns, and repeats until the row is uploaded or failed. That loop is the
-//! only code that changes a row's state and the only caller of the journal
-//! writer for rows, so "what does resume do with a Processed row?" is answered
-//! by reading one arm of [`Pipeline::step`]. Shortcuts (the URL index knows the
-//! URL, identical content is in flight, a killed run left files behind) are
-//! what a stage returns, not branches around the loop. The journal stores
-//! facts (a process died converting this row); the loop decides what they
-//! mean (convert it alone, or fail it as `crashed`).
+//! only code that changes a row's state and the only caller of
+//! [`Writer::record`]; the journal writes rows itself only when it
+//! creates them (`Pending`) and when it records a crash's suspects before the
+//! loop starts, neither a change of state. So "what does resume do with a
+//! Processed row?" is answered by reading one arm of [`Pipeline::step`].
+//! Shortcuts end a row from inside the arm of the state they apply to, in a
+//! state the loop records like any other, never around it: a file a killed
+//! run left behind is what the fetch and convert stages return; an object
+//! already in the bucket is what the upload stage answers; the URL index and
+//! identical content in flight are checked by the arm itself. The journal
+//! stores facts (a process died converting this row); the loop decides what
+//! they mean (convert it alone, or fail it as `crashed`).
 //!
 //! A state read from the journal may have been acted on by a process that
 //! died after recording it: its first step is a recovered one, and a stage
@@ -26,7 +31,10 @@
 //!
 //! Every step is idempotent, which is what makes a crash at any moment safe: a
 //! download or output under its final name is whole (written to `.part`, then
-//! renamed), and an upload is keyed by content and made with a conditional PUT.
+//! renamed), and an upload is a conditional PUT under a key that names its
+//! content, or, for a chosen name (`--key-template`), carries the content key
+//! as its tag, which the upload stage checks before it counts the object as
+//! this row's.
 
 mod control;
 pub mod convert;
@@ -57,7 +65,7 @@ use crate::job::{
 };
 use crate::journal::Writer;
 use crate::journal::quarantine::Quarantine;
-use crate::keys::{self, Target};
+use crate::keys::{self, ObjectTarget};
 use crate::memory::{Budget, Lease};
 use crate::redact::RawUrl;
 use crate::settings::Settings;
@@ -339,7 +347,7 @@ impl<S: ObjectStore> Pipeline<S> {
             } => {
                 let named = matches!(rec.name, Some(Ok(_)));
                 let target =
-                    Target::recorded(key, named, output.file_name().and_then(|n| n.to_str()));
+                    ObjectTarget::recorded(key, named, output.file_name().and_then(|n| n.to_str()));
                 let input = || (!recovered || source.path.exists()).then(|| source.path.clone());
                 if let Some(shared) = self.lead_or_follow(&target, carry).await {
                     return shared
@@ -382,9 +390,14 @@ impl<S: ObjectStore> Pipeline<S> {
         }
     }
 
-    /// Where a downloaded row's object goes (see [`Target`]). `size`: the
+    /// Where a downloaded row's object goes (see [`ObjectTarget`]). `size`: the
     /// output's, for a chosen name with `{width}` or `{height}`.
-    fn target(&self, rec: &JobRecord, source: &SourceFile, size: Option<(u32, u32)>) -> Target {
+    fn target(
+        &self,
+        rec: &JobRecord,
+        source: &SourceFile,
+        size: Option<(u32, u32)>,
+    ) -> ObjectTarget {
         let transform = &self.settings.transform;
         let prefix = &self.settings.store.prefix;
         let output = self.output_format(source.format);
@@ -415,7 +428,7 @@ impl<S: ObjectStore> Pipeline<S> {
             format: &format,
             size,
         };
-        Target::new(content, name, &out)
+        ObjectTarget::new(content, name, &out)
     }
 
     /// The format an input of `input`'s format is written in.
@@ -439,7 +452,7 @@ impl<S: ObjectStore> Pipeline<S> {
     /// output it kept, or its failure.
     async fn lead_or_follow(
         &self,
-        target: &Target,
+        target: &ObjectTarget,
         carry: &mut Carry,
     ) -> Option<Result<Option<PathBuf>, Failure>> {
         if carry.claim.is_some() {

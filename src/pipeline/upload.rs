@@ -2,11 +2,14 @@
 //! the HEAD policy, the locks of chosen names and their tag check, and the
 //! breaker that tells a store outage from one row's bad luck.
 //!
-//! Every store request of a run goes through here, URL index objects included,
-//! so the breaker sees them all: after [`STORE_DOWN_AFTER`] consecutive
-//! failures, or at once for a failure no other row could escape (no such
-//! bucket, rejected credentials), the run is stopped instead of failing every
-//! remaining row one by one.
+//! Every request the rows make to the destination bucket goes through here,
+//! the URL index's lookups and flushes included, so the breaker sees them
+//! all: after [`STORE_DOWN_AFTER`] consecutive failures, or at once for a
+//! failure no other row could escape (no such bucket, rejected credentials),
+//! the run is stopped instead of failing every remaining row one by one. Not
+//! counted: the URL index's read at start ([`Uploader::store`], which falls
+//! back to downloading), the `s3://` source rows (the fetch stage's own
+//! reads, which fail their rows), and the commands' inputs and CSVs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::control::Control;
 use crate::job::{Classify, FailureClass, Systemic};
-use crate::keys::Target;
+use crate::keys::ObjectTarget;
 use crate::store::{ObjectStore, PutOutcome, StoreError, StoreErrorKind};
 
 /// Stripes of the locks rows naming one object take (`--key-template`).
@@ -135,7 +138,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// Whether the target's object is already in the bucket, checked before
     /// its image is converted when the policy sends HEADs (without them, the
     /// conditional PUT finds an object that is already there).
-    pub async fn stored_before(&self, target: &Target) -> Result<bool, UploadError> {
+    pub async fn stored_before(&self, target: &ObjectTarget) -> Result<bool, UploadError> {
         if !self.heads {
             return Ok(false);
         }
@@ -150,7 +153,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// and a store that ignores If-None-Match would let this PUT overwrite it.
     pub async fn store_image(
         &self,
-        target: &Target,
+        target: &ObjectTarget,
         body: Bytes,
         content_type: &str,
         recovered: bool,
@@ -192,7 +195,7 @@ impl<S: ObjectStore> Uploader<S> {
     /// Whether the target's object is in the bucket. A content key holds its
     /// content by construction; a chosen name must hold this row's (its
     /// tag), and other content under it fails the row.
-    async fn present(&self, target: &Target) -> Result<bool, UploadError> {
+    async fn present(&self, target: &ObjectTarget) -> Result<bool, UploadError> {
         let Some(tag) = &target.tag else {
             return Ok(self.exists(&target.key).await?);
         };

@@ -241,25 +241,20 @@ impl DirectPut {
         content_type: &str,
         tag: Option<(&str, &str)>,
     ) -> Result<PutOutcome, StoreError> {
-        let error = |kind, status, source: Box<dyn std::error::Error + Send + Sync>| StoreError {
-            op: "PUT",
-            key: key.to_string(),
-            kind,
-            status,
-            retry_after: None,
-            source: Some(source),
+        let error = |kind, source: Box<dyn std::error::Error + Send + Sync>| {
+            StoreError::new("PUT", key, kind, Some(source))
         };
         let identity: Identity = self
             .credentials()
             .await
             .map_err(|e| {
                 crate::metrics::get().store_request("PUT", None);
-                error(credentials_kind(&e), None, Box::new(e))
+                error(credentials_kind(&e), Box::new(e))
             })?
             .into();
         let request = self
             .request(url, body, content_type, tag, &identity)
-            .map_err(|e| error(StoreErrorKind::Rejected, None, e))?;
+            .map_err(|e| error(StoreErrorKind::Rejected, e))?;
         let response = match self.http.execute(request).await {
             Ok(r) => r,
             Err(e) => {
@@ -271,7 +266,7 @@ impl DirectPut {
                 } else {
                     StoreErrorKind::Network
                 };
-                return Err(error(kind, None, Box::new(e)));
+                return Err(error(kind, Box::new(e)));
             }
         };
         let status = response.status().as_u16();
@@ -294,8 +289,9 @@ impl DirectPut {
         let service = ServiceError::parse(status, &text);
         let kind = kind_of(service.code.as_deref(), Some(status));
         Err(StoreError {
+            status: Some(status),
             retry_after,
-            ..error(kind, Some(status), Box::new(service))
+            ..error(kind, Box::new(service))
         })
     }
 

@@ -55,6 +55,27 @@ pub struct StoreError {
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
+impl StoreError {
+    /// A failure of `op` on `key` that no HTTP answer came with (a request
+    /// that could not be built, a body that broke off, a local write): no
+    /// status, no `Retry-After`.
+    pub fn new(
+        op: &'static str,
+        key: &str,
+        kind: StoreErrorKind,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError {
+            op,
+            key: key.to_string(),
+            kind,
+            status: None,
+            retry_after: None,
+            source,
+        }
+    }
+}
+
 impl Transient for StoreError {
     fn is_transient(&self) -> bool {
         matches!(

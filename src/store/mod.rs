@@ -1,9 +1,11 @@
 //! The object store as the pipeline sees it: a few idempotent operations on keys.
 //!
-//! The trait keeps the stages free of SDK types and lets the URL index logic be
-//! unit-tested against an in-memory store; the real implementation is
-//! [`s3::S3Store`], which every end-to-end test drives against a real
-//! S3-compatible server.
+//! The trait keeps the upload stage and the URL index free of SDK types and
+//! lets them be unit-tested against an in-memory store; the real
+//! implementation is [`s3::S3Store`], which every end-to-end test drives
+//! against a real S3-compatible server. Reads of other buckets (`s3://`
+//! source rows, inputs and outputs) call `S3Store` itself, without SDK types
+//! either ([`s3::S3Object`]).
 
 pub mod direct;
 mod error;

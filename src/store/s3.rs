@@ -114,44 +114,41 @@ impl S3Store {
 
     /// The store `s3://` source rows are read from: the destination's
     /// credentials, with the source endpoint and region where they are set.
-    /// Only the object options about requests apply to it.
     pub async fn connect_source(settings: &StoreSettings, retry: RetryPolicy) -> S3Store {
-        let mut source = settings.clone();
-        if let Some(e) = &settings.source.endpoint {
-            source.endpoint = Some(e.clone());
-        }
-        if let Some(r) = &settings.source.region {
-            source.region = r.clone();
-        }
-        source.object = ObjectOptions {
-            request_payer: settings.source.request_payer,
-            ..ObjectOptions::default()
-        };
-        S3Store::connect(&source, retry).await
+        S3Store::connect(&source_settings(settings), retry).await
     }
 
-    /// Opens `s3://bucket/key` for reading: its length if announced, and its body.
-    pub async fn open(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(Option<u64>, ByteStream), StoreError> {
-        let out = self
+    /// Sends a GET of `key` in any bucket, with the expected owner when the
+    /// bucket is the destination (see `owner_of`) and the payer:
+    /// the one opener, for source rows, inputs and the store's own reads.
+    /// `None` when there is no such key.
+    pub async fn open(&self, bucket: &str, key: &str) -> Result<Option<S3Object>, StoreError> {
+        let request = self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
-            .set_request_payer(self.request_payer())
-            .send()
-            .await
-            .inspect(|_| answered("GET"))
-            .map_err(|e| classify("GET", key, e))?;
-        let length = out.content_length().and_then(|n| u64::try_from(n).ok());
-        Ok((length, out.body))
+            .set_expected_bucket_owner(self.owner_of(bucket))
+            .set_request_payer(self.request_payer());
+        match request.send().await {
+            Ok(out) => {
+                answered("GET");
+                Ok(Some(S3Object {
+                    length: out.content_length().and_then(|n| u64::try_from(n).ok()),
+                    key: key.to_string(),
+                    body: out.body,
+                }))
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
+                crate::metrics::get().store_request("GET", Some(404));
+                Ok(None)
+            }
+            Err(e) => Err(classify("GET", key, e)),
+        }
     }
 
     /// `--expected-bucket-owner` is about the destination bucket, not about
-    /// the buckets of `s3://` CSVs.
+    /// other buckets (`s3://` inputs, outputs and source rows elsewhere).
     fn owner_of(&self, bucket: &str) -> Option<String> {
         (bucket == self.bucket)
             .then(|| self.options.expected_bucket_owner.clone())
@@ -182,14 +179,7 @@ impl S3Store {
             self.owner_of(bucket).as_deref(),
             tag,
         )
-        .ok_or_else(|| StoreError {
-            op: "PUT",
-            key: key.to_string(),
-            kind: StoreErrorKind::Rejected,
-            status: None,
-            retry_after: None,
-            source: None,
-        })?;
+        .ok_or_else(|| StoreError::new("PUT", key, StoreErrorKind::Rejected, None))?;
         let mut put = self
             .client
             .put_object()
@@ -259,7 +249,13 @@ impl S3Store {
 
     /// Reads an object of another bucket (`--input s3://…`).
     pub async fn get_from(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let (result, _) = with_retry(&self.retry, "download", || get_once(self, bucket, key)).await;
+        let (result, _) = with_retry(&self.retry, "download", || async {
+            match self.open(bucket, key).await? {
+                Some(object) => object.collect().await.map(Some),
+                None => Ok(None),
+            }
+        })
+        .await;
         result
     }
 
@@ -310,24 +306,14 @@ impl S3Store {
         path: &std::path::Path,
     ) -> Result<bool, StoreError> {
         let (result, _) = with_retry(&self.retry, "download", || async {
-            let Some(mut response) = open_object(self, bucket, key).await? else {
+            let Some(mut object) = self.open(bucket, key).await? else {
                 return Ok(false);
             };
-            let local = |e: std::io::Error| StoreError {
-                op: "GET",
-                key: key.to_string(),
-                kind: StoreErrorKind::Rejected,
-                status: None,
-                retry_after: None,
-                source: Some(Box::new(e)),
+            let local = |e: std::io::Error| {
+                StoreError::new("GET", key, StoreErrorKind::Rejected, Some(Box::new(e)))
             };
             let mut file = tokio::fs::File::create(path).await.map_err(local)?;
-            while let Some(chunk) = response
-                .body
-                .try_next()
-                .await
-                .map_err(|e| body_error(key, e))?
-            {
+            while let Some(chunk) = object.next_chunk().await? {
                 tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                     .await
                     .map_err(local)?;
@@ -476,54 +462,62 @@ impl ObjectStore for S3Store {
     }
 }
 
-async fn get_once(store: &S3Store, bucket: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
-    let Some(response) = open_object(store, bucket, key).await? else {
-        return Ok(None);
+/// An object [`S3Store::open`] found: its length if announced, and its body
+/// as it arrives. A body that breaks off is a network failure, retried.
+pub struct S3Object {
+    pub length: Option<u64>,
+    key: String,
+    body: ByteStream,
+}
+
+impl S3Object {
+    /// The body's next chunk; `None` at its end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        self.body
+            .try_next()
+            .await
+            .map_err(|e| broke_off(&self.key, e))
+    }
+
+    /// The whole body.
+    pub async fn collect(self) -> Result<Bytes, StoreError> {
+        let S3Object { key, body, .. } = self;
+        match body.collect().await {
+            Ok(body) => Ok(body.into_bytes()),
+            Err(e) => Err(broke_off(&key, e)),
+        }
+    }
+}
+
+/// A GET of `key` whose body broke off: a network failure, retried.
+fn broke_off(key: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::new("GET", key, StoreErrorKind::Network, Some(Box::new(e)))
+}
+
+/// The settings `s3://` source rows are read with: the source endpoint and
+/// region where they are set, the destination's otherwise. Of the object
+/// options only those about requests apply: the payer the sources ask for,
+/// and the expected owner, which `owner_of` sends only to the destination
+/// bucket, so it is kept only when the sources are read from the
+/// destination's endpoint (a bucket of that name elsewhere is another one).
+fn source_settings(settings: &StoreSettings) -> StoreSettings {
+    let mut source = settings.clone();
+    if let Some(e) = &settings.source.endpoint {
+        source.endpoint = Some(e.clone());
+    }
+    if let Some(r) = &settings.source.region {
+        source.region = r.clone();
+    }
+    source.object = ObjectOptions {
+        request_payer: settings.source.request_payer,
+        expected_bucket_owner: settings
+            .object
+            .expected_bucket_owner
+            .clone()
+            .filter(|_| source.endpoint == settings.endpoint),
+        ..ObjectOptions::default()
     };
-    let body = response
-        .body
-        .collect()
-        .await
-        .map_err(|e| body_error(key, e))?;
-    Ok(Some(body.into_bytes()))
-}
-
-/// Sends a GET of an object of any bucket; `None` when there is no such key.
-async fn open_object(
-    store: &S3Store,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
-    let request = store
-        .client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_expected_bucket_owner(store.owner_of(bucket))
-        .set_request_payer(store.request_payer());
-    match request.send().await {
-        Ok(r) => {
-            answered("GET");
-            Ok(Some(r))
-        }
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
-            crate::metrics::get().store_request("GET", Some(404));
-            Ok(None)
-        }
-        Err(e) => Err(classify("GET", key, e)),
-    }
-}
-
-/// A GET whose body broke off: a network failure, retried.
-fn body_error(key: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError {
-        op: "GET",
-        key: key.to_string(),
-        kind: StoreErrorKind::Network,
-        status: None,
-        retry_after: None,
-        source: Some(Box::new(e)),
-    }
+    source
 }
 
 /// `https://BUCKET.s3.REGION.amazonaws.com` on AWS, `ENDPOINT/BUCKET` elsewhere.
@@ -640,6 +634,110 @@ mod tests {
         }
     }
 
+    /// Nothing listens on port 1: a request fails once recorded.
+    const NOWHERE: &str = "http://127.0.0.1:1";
+
+    /// A store of the bucket `photos` with `options`, whose requests go
+    /// nowhere once their headers are recorded.
+    fn recording(options: &ObjectOptions) -> (S3Store, Recorded) {
+        use aws_credential_types::Credentials;
+        let recorded = Recorded::default();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("k", "s", None, None, "test"))
+            .endpoint_url(NOWHERE)
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .retry_config(RetryConfig::disabled())
+            .interceptor(recorded.clone())
+            .build();
+        let store = S3Store {
+            client: Client::from_conf(config),
+            credentials: None,
+            bucket: "photos".into(),
+            url_base: url_base(&settings(Some(NOWHERE))),
+            retry: RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            options: options.clone(),
+            direct: None,
+        };
+        (store, recorded)
+    }
+
+    /// Every GET goes through `open`: to the destination bucket it sends the
+    /// expected owner (and the payer), to any other bucket only the payer.
+    #[tokio::test]
+    async fn every_get_of_the_destination_names_its_expected_owner() {
+        let options = ObjectOptions {
+            expected_bucket_owner: Some("111122223333".into()),
+            request_payer: true,
+            ..ObjectOptions::default()
+        };
+        let (store, recorded) = recording(&options);
+        // The owner and payer headers of the request `get` sent.
+        let sent = |get: Result<(), StoreError>| {
+            assert!(get.is_err(), "nothing listens");
+            let headers = std::mem::take(&mut *recorded.0.lock().unwrap());
+            assert!(!headers.is_empty(), "the request was not recorded");
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            (
+                header("x-amz-expected-bucket-owner"),
+                header("x-amz-request-payer"),
+            )
+        };
+        let owner = Some("111122223333".to_string());
+        let payer = Some("requester".to_string());
+        let path = std::env::temp_dir().join("batchimg-s3-test-never-written");
+
+        let get = store.open("photos", "a.jpg").await.map(|_| ());
+        assert_eq!(sent(get), (owner.clone(), payer.clone()));
+        let get = store.get("index/0").await.map(|_| ());
+        assert_eq!(sent(get), (owner.clone(), payer.clone()));
+        let get = store
+            .download_to("photos", "in.csv", &path)
+            .await
+            .map(|_| ());
+        assert_eq!(sent(get), (owner, payer.clone()));
+
+        let get = store.open("elsewhere", "a.jpg").await.map(|_| ());
+        assert_eq!(sent(get), (None, payer.clone()));
+        let get = store.get_from("elsewhere", "a.csv").await.map(|_| ());
+        assert_eq!(sent(get), (None, payer));
+    }
+
+    /// Source rows read from the destination's endpoint may name the
+    /// destination bucket, and then carry its expected owner; from another
+    /// endpoint, a bucket of the same name is not the destination.
+    #[test]
+    fn sources_keep_the_expected_owner_only_on_the_destinations_endpoint() {
+        let mut s = settings(Some("http://127.0.0.1:9000"));
+        s.object = ObjectOptions {
+            expected_bucket_owner: Some("111122223333".into()),
+            storage_class: Some("STANDARD_IA".into()),
+            ..ObjectOptions::default()
+        };
+        s.source.request_payer = true;
+        let same = source_settings(&s);
+        assert_eq!(
+            same.object.expected_bucket_owner.as_deref(),
+            Some("111122223333")
+        );
+        assert!(same.object.request_payer);
+        assert_eq!(same.object.storage_class, None);
+        s.source.endpoint = Some("http://127.0.0.1:9100".into());
+        let other = source_settings(&s);
+        assert_eq!(other.object.expected_bucket_owner, None);
+        assert_eq!(other.endpoint.as_deref(), Some("http://127.0.0.1:9100"));
+    }
+
     /// The SDK's `PutObject` and the direct PUT send the object options the
     /// same way: one mapping (`request::put_headers`), checked on the wire
     /// format of both for every option at once.
@@ -661,30 +759,7 @@ mod tests {
             request_payer: true,
         };
         let credentials = Credentials::new("k", "s", None, None, "test");
-        // Nothing listens on port 1: the request fails once recorded.
-        let endpoint = "http://127.0.0.1:1";
-        let recorded = Recorded::default();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(credentials.clone())
-            .endpoint_url(endpoint)
-            .force_path_style(true)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .retry_config(RetryConfig::disabled())
-            .interceptor(recorded.clone())
-            .build();
-        let mut store_settings = settings(Some(endpoint));
-        store_settings.object = options.clone();
-        let store = S3Store {
-            client: Client::from_conf(config),
-            credentials: None,
-            bucket: "photos".into(),
-            url_base: url_base(&store_settings),
-            retry: RetryPolicy::default(),
-            options: options.clone(),
-            direct: None,
-        };
+        let (store, recorded) = recording(&options);
         let body = Bytes::from_static(b"123456789");
         let tag = "0123abcd.jpg";
         assert!(
@@ -697,7 +772,7 @@ mod tests {
         assert!(!sdk.is_empty(), "the SDK's request was not recorded");
 
         let direct = DirectPut::new(
-            format!("{endpoint}/photos"),
+            format!("{NOWHERE}/photos"),
             "us-east-1".into(),
             aws_sdk_s3::config::SharedCredentialsProvider::new(credentials.clone()),
             &options,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::dns::DnsServer;
-use crate::support::{Env, ImageServer, Reply, images};
+use crate::support::{Env, ImageServer, Reply, images, status_json};
 
 /// `n` images on `server`, each answered `delay` after its request.
 fn slow_images(server: &ImageServer, prefix: &str, n: u64, delay: Duration) -> Vec<String> {
@@ -70,6 +70,18 @@ async fn a_host_with_room_for_few_is_learned_not_failed() {
         env.http.max_in_flight() <= 8 + 1,
         "{}",
         env.http.max_in_flight()
+    );
+    // The learned limit is in the journal, for `status` in another process.
+    let status = status_json(&env).await;
+    let host = format!("127.0.0.1:{}", env.http.port());
+    let limits = status["host_limits"].as_array().expect("host_limits");
+    let learned = limits
+        .iter()
+        .find(|h| h["host"] == host.as_str())
+        .and_then(|h| h["limit"].as_u64());
+    assert!(
+        learned.is_some_and(|l| (1..8).contains(&l)),
+        "{host} in {limits:?}"
     );
 }
 

@@ -94,22 +94,22 @@ pub fn join_key(prefix: &str, name: &str) -> String {
 /// that says what the object holds; and the content key, which names the
 /// work file (never a chosen name, which other rows may share).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct ObjectTarget {
     pub key: String,
     pub tag: Option<String>,
     pub content: String,
 }
 
-impl Target {
+impl ObjectTarget {
     /// The target of content key `content`, under the row's chosen name if it has one.
-    pub fn new(content: String, name: Option<&ObjectName>, output: &Output) -> Target {
+    pub fn new(content: String, name: Option<&ObjectName>, output: &Output) -> ObjectTarget {
         match name {
-            Some(name) => Target {
+            Some(name) => ObjectTarget {
                 key: name.key_for(output),
                 tag: Some(content_tag(&content).to_string()),
                 content,
             },
-            None => Target {
+            None => ObjectTarget {
                 key: content.clone(),
                 tag: None,
                 content,
@@ -121,9 +121,9 @@ impl Target {
     /// named `output_name`: for a chosen name, the tag is the content key the
     /// output was made under (not the key of today's engine, should a resume
     /// have changed it).
-    pub fn recorded(key: &str, named: bool, output_name: Option<&str>) -> Target {
+    pub fn recorded(key: &str, named: bool, output_name: Option<&str>) -> ObjectTarget {
         let tag = output_name.filter(|_| named).map(String::from);
-        Target {
+        ObjectTarget {
             key: key.to_string(),
             content: tag.clone().unwrap_or_else(|| key.to_string()),
             tag,

@@ -308,7 +308,11 @@ mod tests {
         for i in 0..1000 {
             let u = format!("https://a/{i}.jpg");
             let k = Shard::of(&u, 4);
-            assert!(Shard { index: k, count: 4 }.contains(&u));
+            // A partition: the shard `of` names holds the URL, and no other does.
+            let holders: Vec<u32> = (0..4)
+                .filter(|&index| Shard { index, count: 4 }.contains(&u))
+                .collect();
+            assert_eq!(holders, [k], "{u}");
             sizes[k as usize] += 1;
         }
         assert_eq!(sizes, SHARD_SIZES);

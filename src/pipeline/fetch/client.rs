@@ -31,9 +31,10 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// The client for `settings`, keeping up to `per_host` idle connections
-    /// to a host (the most any host's limit grows to).
-    pub fn new(settings: &Settings, per_host: usize) -> Result<HttpClient, reqwest::Error> {
+    /// The client for `settings`, keeping up to `most_per_host` idle
+    /// connections to a host: the most requests one host can have in flight
+    /// ([`Hosts::most_per_host`]), so none has to be opened again.
+    pub fn new(settings: &Settings, most_per_host: usize) -> Result<HttpClient, reqwest::Error> {
         let policy = NetPolicy {
             allow_private: settings.allow_private_networks,
         };
@@ -51,7 +52,7 @@ impl HttpClient {
             .connect_timeout(limits.connect_timeout)
             .read_timeout(limits.read_timeout)
             .timeout(limits.download_timeout)
-            .pool_max_idle_per_host(settings.concurrency.per_host.unwrap_or(per_host));
+            .pool_max_idle_per_host(most_per_host);
         let dns = Arc::new(Dns::new(http.dns_server));
         client = if http.proxy_from_env {
             // reqwest reads the variables itself; the proxies' own names are

@@ -21,11 +21,11 @@
 //! One URL that keeps failing is that row's problem, not the host's: only
 //! failures of distinct rows count.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::options::Concurrency;
 
@@ -60,12 +60,19 @@ pub enum Outcome {
     Failed,
 }
 
+/// The limits that moved, by host key: a host appears once its limit
+/// first moves (a pinned one never does). Whoever wants them follows the
+/// channel ([`Hosts::limits`]); the journal records the busiest for `status`.
+pub type Limits = BTreeMap<String, usize>;
+
 /// One host's share of the downloads.
 pub struct Host {
     name: String,
     state: Mutex<State>,
     changed: Notify,
     pace: Option<governor::DefaultDirectRateLimiter>,
+    /// Every host's moved limits, shared with [`Hosts`].
+    moved: Arc<watch::Sender<Limits>>,
 }
 
 struct State {
@@ -102,21 +109,30 @@ pub struct HostGone {
 
 /// A request's place in its host's limit; report how it went with
 /// [`Permit::done`]. Dropped without a report, it frees its place only.
+/// Either way the place is given back in `Drop`, the one exit.
 pub struct Permit {
     host: Arc<Host>,
     /// Requests in flight to the host when this one was sent, itself included.
     sent_at: usize,
     /// [`State::full`] when the request was sent.
     full_seen: u64,
-    started: Instant,
     row: u64,
+    /// What [`Permit::done`] reported, for `Drop` to hand to the host.
+    outcome: Option<Outcome>,
 }
 
 impl Host {
-    fn new(name: &str, pinned: Option<usize>, most: usize, period: Option<Duration>) -> Host {
+    fn new(
+        name: &str,
+        pinned: Option<usize>,
+        most: usize,
+        period: Option<Duration>,
+        moved: Arc<watch::Sender<Limits>>,
+    ) -> Host {
         let start = pinned.unwrap_or(Concurrency::INITIAL_PER_HOST.min(most));
         Host {
             name: name.to_string(),
+            moved,
             state: Mutex::new(State {
                 limit: start as f64,
                 pinned: pinned.is_some(),
@@ -207,8 +223,8 @@ impl Host {
             host: Arc::clone(self),
             sent_at: s.in_flight,
             full_seen,
-            started: Instant::now(),
             row,
+            outcome: None,
         }
     }
 
@@ -245,6 +261,11 @@ impl Host {
         if before != after && !s.pinned {
             tracing::debug!(host = %self.name, limit = after, "host limit");
             crate::metrics::get().host_limit(&self.name, after);
+            // Under the host's lock, so two moves of one host reach the
+            // channel in the order they were made.
+            self.moved.send_modify(|moved| {
+                moved.insert(self.name.clone(), after);
+            });
         }
         drop(s);
         self.changed.notify_waiters();
@@ -346,21 +367,20 @@ impl State {
 }
 
 impl Permit {
-    /// Reports how the request went: the host's limit and breaker learn from it.
-    pub fn done(self, outcome: Outcome) {
-        let outcome = match outcome {
-            Outcome::Answered(_) => Outcome::Answered(self.started.elapsed()),
-            other => other,
-        };
-        self.host.finish(&self, Some(outcome));
-        std::mem::forget(self);
+    /// Reports how the request went: the host's limit and breaker learn from
+    /// it. The latency of an [`Outcome::Answered`] is the caller's to
+    /// measure: the request alone, from its send to its body's end, not the
+    /// waits for a download slot and the host's pace that came after the
+    /// permit, which say nothing about how fast the host answers.
+    pub fn done(mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let host = Arc::clone(&self.host);
-        host.finish(self, None);
+        let outcome = self.outcome.take();
+        self.host.finish(self, outcome);
     }
 }
 
@@ -373,6 +393,7 @@ pub struct Hosts {
     most: usize,
     /// Least time between two requests to one host (`--per-host-rps`).
     period: Option<Duration>,
+    moved: Arc<watch::Sender<Limits>>,
 }
 
 impl Hosts {
@@ -382,7 +403,19 @@ impl Hosts {
             pinned,
             most,
             period: per_host_rps.map(|rps| Duration::from_secs_f64(1.0 / rps)),
+            moved: Arc::new(watch::Sender::new(Limits::new())),
         }
+    }
+
+    /// The hosts' limits that moved, now and as they move.
+    pub fn limits(&self) -> watch::Receiver<Limits> {
+        self.moved.subscribe()
+    }
+
+    /// The most requests one host can have in flight: `--per-host` when
+    /// pinned, else what every limit may grow to.
+    pub fn most_per_host(&self) -> usize {
+        self.pinned.unwrap_or(self.most)
     }
 
     /// The host named `key`.
@@ -391,7 +424,13 @@ impl Hosts {
         if let Some(host) = map.get(key) {
             return Arc::clone(host);
         }
-        let host = Arc::new(Host::new(key, self.pinned, self.most, self.period));
+        let host = Arc::new(Host::new(
+            key,
+            self.pinned,
+            self.most,
+            self.period,
+            Arc::clone(&self.moved),
+        ));
         map.insert(key.to_string(), Arc::clone(&host));
         host
     }
@@ -402,7 +441,7 @@ mod tests {
     use super::*;
 
     fn host(pinned: Option<usize>) -> Arc<Host> {
-        Arc::new(Host::new("h:80", pinned, 64, None))
+        Arc::new(Host::new("h:80", pinned, 64, None, Arc::default()))
     }
 
     async fn take(h: &Arc<Host>, n: usize) -> Vec<Permit> {
@@ -476,11 +515,73 @@ mod tests {
         // saturated, the limit holds.
         h.state.lock().unwrap().fastest = Some(Duration::from_millis(1));
         let permits = take(&h, 16).await;
+        permits
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Answered(Duration::from_millis(60))));
+        assert_eq!(h.limit(), 16);
+    }
+
+    #[tokio::test]
+    async fn the_latency_reported_is_the_one_judged_not_the_time_a_permit_was_held() {
+        // Permits held a while before their requests went out (waiting for a
+        // download slot, say), then answered fast: the host is as fast as
+        // ever, and the limit grows.
+        let h = host(None);
+        h.state.lock().unwrap().fastest = Some(Duration::from_millis(1));
+        let limit = h.limit();
+        let permits = take(&h, limit).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
         permits
             .into_iter()
-            .for_each(|p| p.done(Outcome::Answered(Duration::ZERO)));
-        assert_eq!(h.limit(), 16);
+            .for_each(|p| p.done(Outcome::Answered(Duration::from_millis(1))));
+        assert_eq!(h.limit(), 2 * limit);
+    }
+
+    #[tokio::test]
+    async fn the_limits_that_move_are_published_to_whoever_follows_them() {
+        let hosts = Hosts::new(None, 64, None);
+        let limits = hosts.limits();
+        let (a, b) = (hosts.get("a:443"), hosts.get("b:443"));
+        take(&b, 1).await.into_iter().for_each(drop);
+        assert!(limits.borrow().is_empty(), "nothing moved yet");
+        for p in take(&a, a.limit()).await {
+            p.done(Outcome::Answered(Duration::ZERO));
+        }
+        let moved: Vec<(String, usize)> = limits
+            .borrow()
+            .iter()
+            .map(|(h, l)| (h.clone(), *l))
+            .collect();
+        assert_eq!(moved, [("a:443".to_string(), a.limit())]);
+
+        let pinned = Hosts::new(Some(2), 64, None);
+        let limits = pinned.limits();
+        let c = pinned.get("c:443");
+        take(&c, 2)
+            .await
+            .into_iter()
+            .for_each(|p| p.done(Outcome::Failed));
+        assert!(limits.borrow().is_empty(), "a pinned limit never moves");
+    }
+
+    #[tokio::test]
+    async fn permits_give_their_host_back_whether_reported_or_dropped() {
+        let h = host(None);
+        let baseline = Arc::strong_count(&h);
+        for _ in 0..20 {
+            let permits = take(&h, h.limit()).await;
+            assert_eq!(Arc::strong_count(&h), baseline + permits.len());
+            // Half reported, half dropped (a request cancelled mid-flight).
+            for (i, p) in permits.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    p.done(Outcome::Answered(Duration::ZERO));
+                } else {
+                    drop(p);
+                }
+            }
+            assert_eq!(Arc::strong_count(&h), baseline);
+            assert_eq!(h.state.lock().unwrap().in_flight, 0);
+        }
     }
 
     #[tokio::test]

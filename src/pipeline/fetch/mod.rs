@@ -1,4 +1,5 @@
-//! The fetch stage: turns a row's URL into a source file in the work directory.
+//! The fetch stage: turns a row's URL into a source image, in memory and (not
+//! with `--delete-local`) in the work directory.
 //!
 //! It owns everything about getting the bytes: the URL checks (`url`), the
 //! network policy and redirects (`client`), each host's share (`hosts`), the
@@ -7,7 +8,8 @@
 //! left behind, and the class of each of its errors (`error`).
 //!
 //! The body is collected in memory (bounded by the download limit), then
-//! written whole to the work directory in one blocking call, so a file under
+//! written whole to the work directory in one blocking call (unless
+//! `--delete-local` keeps it in memory only), so a file under
 //! its final name is always whole (`resume` relies on that) and a download
 //! costs one hop to the blocking pool instead of one per chunk. The blake3 of
 //! the body is computed on the way, so the content key costs no second pass.
@@ -94,8 +96,9 @@ impl Fetcher {
         let c = settings.concurrency;
         let downloads = c.downloads_for(budget.total());
         let nothing_left = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
+        let hosts = Hosts::new(c.per_host, downloads, c.per_host_rps);
         Ok(Fetcher {
-            http: HttpClient::new(settings, downloads)?,
+            http: HttpClient::new(settings, hosts.most_per_host())?,
             store: settings.store.clone(),
             source: tokio::sync::OnceCell::new(),
             nothing_left,
@@ -108,10 +111,15 @@ impl Fetcher {
             limits: settings.limits,
             retry: settings.retry,
             slots: Semaphore::new(downloads),
-            hosts: Hosts::new(c.per_host, downloads, c.per_host_rps),
+            hosts,
             outage_wait: settings.host_outage_wait,
             sign_s3_urls: settings.http.sign_s3_urls,
         })
+    }
+
+    /// The hosts' adapted limits that moved, now and as they move.
+    pub fn host_limits(&self) -> tokio::sync::watch::Receiver<hosts::Limits> {
+        self.hosts.limits()
     }
 
     /// The source image of the row with URL `raw`: a whole download that an
@@ -287,17 +295,17 @@ impl Fetcher {
             .source
             .get_or_init(|| S3Store::connect_source(&self.store, self.retry))
             .await;
-        let (length, mut stream) = store.open(bucket, key).await.map_err(FetchError::from)?;
+        // A missing key is a 404, as it is over HTTP.
+        let mut object = store.open(bucket, key).await?.ok_or(FetchError::Status {
+            status: 404,
+            retry_after: None,
+        })?;
         let limit = self.limits.max_download_bytes;
-        if length.is_some_and(|n| n > limit) {
+        if object.length.is_some_and(|n| n > limit) {
             return Err(FetchError::TooLarge { limit });
         }
-        let mut body = Collector::new(&self.budget, length, limit, "none".into()).await;
-        while let Some(chunk) = stream
-            .try_next()
-            .await
-            .map_err(|e| FetchError::Store(format!("reading the object broke off: {e}"), None))?
-        {
+        let mut body = Collector::new(&self.budget, object.length, limit, "none".into()).await;
+        while let Some(chunk) = object.next_chunk().await? {
             body.push(&chunk, &self.budget)?;
         }
         body.finish()
