@@ -93,6 +93,8 @@ pub struct TuningArgs {
     /// timeouts, 5xx, across rows) before its waiting rows are left for
     /// `batchimg resume` and the run exits 3. Meanwhile its rows wait, and
     /// one request at a time probes it; they are never failed for the outage.
+    /// When no host answers at all (the network is down), no new row starts
+    /// until one does, for as long.
     #[arg(long, help_heading = RETRIES, value_name = "DURATION", env = "BATCHIMG_HOST_OUTAGE_WAIT", value_parser = crate::units::seconds)]
     pub host_outage_wait: Option<Duration>,
 

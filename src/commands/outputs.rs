@@ -108,7 +108,7 @@ pub(super) async fn write_results(
 fn target<'a>(
     file: &'a mut Option<tempfile::NamedTempFile>,
     loc: &Option<Location>,
-) -> Option<manifest::Target<'a>> {
+) -> Option<manifest::TableSink<'a>> {
     let (file, loc) = file.as_mut().zip(loc.as_ref())?;
     let out: &mut (dyn std::io::Write + Send) = file.as_file_mut();
     Some((out, manifest::output_format(loc)))

@@ -9,6 +9,6 @@ mod rows;
 mod table;
 
 pub use input::{InputError, InputRows, Parts, is_part_name, list_parts, read_input};
-pub use output::{OUTPUT_HEADER, ResultWriter, Target, Written};
+pub use output::{OUTPUT_HEADER, ResultWriter, TableSink, Written};
 pub use rows::RowManifest;
 pub use table::{TableWriter, content_type, output_format};

@@ -86,13 +86,13 @@ pub struct ResultWriter<'a> {
 }
 
 /// A file to write and its format.
-pub type Target<'a> = (&'a mut (dyn Write + Send), TableFormat);
+pub type TableSink<'a> = (&'a mut (dyn Write + Send), TableFormat);
 
 impl<'a> ResultWriter<'a> {
     /// Writes the headers.
     pub fn new(
-        output: Target<'a>,
-        failed: Option<Target<'a>>,
+        output: TableSink<'a>,
+        failed: Option<TableSink<'a>>,
         keep_paths: bool,
         shape: &InputShape,
         kept: &[Column],

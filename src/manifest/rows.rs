@@ -2,7 +2,7 @@
 //! of it, in a form a warehouse joins back to its export (on `row`, or on a
 //! kept column such as an `id`).
 
-use super::output::{Target, url_cell, with_kept};
+use super::output::{TableSink, url_cell, with_kept};
 use super::table::TableWriter;
 use crate::job::{JobRecord, JobState, StateKind};
 use crate::table::{Column, ColumnType, Value};
@@ -53,7 +53,7 @@ impl<'a> RowManifest<'a> {
         columns
     }
 
-    pub fn new(target: Target<'a>, delimiter: u8, kept: &[Column]) -> anyhow::Result<Self> {
+    pub fn new(target: TableSink<'a>, delimiter: u8, kept: &[Column]) -> anyhow::Result<Self> {
         let table = TableWriter::new(target.0, target.1, delimiter, RowManifest::columns(kept))?;
         Ok(RowManifest {
             table,

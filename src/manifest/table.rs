@@ -38,7 +38,7 @@ pub fn output_format(loc: &Location) -> TableFormat {
         Location::Local(p) => p.file_name().and_then(|n| n.to_str()).unwrap_or(""),
         Location::S3 { key, .. } => key.rsplit('/').next().unwrap_or(""),
     };
-    TableFormat::from_name(name).unwrap_or(TableFormat::Csv)
+    TableFormat::of_file(name)
 }
 
 /// The MIME type an uploaded file of `format` gets.
@@ -77,13 +77,8 @@ impl<'a> TableWriter<'a> {
     ) -> anyhow::Result<TableWriter<'a>> {
         let sink = match format {
             TableFormat::Csv | TableFormat::Tsv => {
-                let delimiter = if format == TableFormat::Tsv {
-                    b'\t'
-                } else {
-                    delimiter
-                };
                 let mut w = csv::WriterBuilder::new()
-                    .delimiter(delimiter)
+                    .delimiter(format.delimiter(delimiter))
                     .from_writer(out);
                 w.write_record(columns.iter().map(|c| c.name.as_str()))?;
                 Sink::Csv(Box::new(w))

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -97,8 +98,27 @@ impl<S: ObjectStore> Pipeline<S> {
             if batch.is_empty() {
                 break;
             }
+            let network = self.fetch.network();
             for (row, rec) in batch {
                 after = Some(row);
+                // With no host answering, no new row starts: it would only fail.
+                if network.is_down() {
+                    let wait = self.settings.host_outage_wait;
+                    let up = tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => break 'feed,
+                        up = network.wait_up(wait) => up,
+                    };
+                    if let Err(down_for) = up {
+                        self.control.set_fatal(format!(
+                            "no host answered for {} (--host-outage-wait is {}): the network seems \
+                             down; rows not started are untouched, and `batchimg resume` continues",
+                            humantime::format_duration(Duration::from_secs(down_for.as_secs())),
+                            humantime::format_duration(wait)
+                        ));
+                        break 'feed;
+                    }
+                }
                 let permit = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break 'feed,

@@ -165,6 +165,113 @@ async fn with_every_host_gone_the_run_exits_3_and_a_plain_resume_finishes() {
     assert_eq!(env.csv("out.csv").len(), 13);
 }
 
+/// Eight hosts with a few rows each, interleaved: no host's own breaker
+/// would see enough of its rows fail, so this is the network's.
+async fn eight_hosts() -> Vec<ImageServer> {
+    let mut servers = Vec::new();
+    for _ in 0..8 {
+        servers.push(ImageServer::start().await);
+    }
+    servers
+}
+
+/// Routes `rows_each` images on each server (or, `gone`, a 502 as from a
+/// gateway with nowhere to go); the URLs, interleaved by host.
+fn route_all(servers: &[ImageServer], rows_each: u64, gone: bool) -> Vec<String> {
+    let mut rows = Vec::new();
+    for i in 0..rows_each {
+        for (k, server) in servers.iter().enumerate() {
+            let reply = if gone {
+                Reply::Status(502)
+            } else {
+                Reply::jpeg(images::jpeg(16, 12, 5000 + 10 * i + k as u64))
+            };
+            rows.push(server.route(&format!("/h{k}-{i}.jpg"), reply));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_network_gone_no_new_row_starts_and_resume_continues() {
+    let env = Env::new().await;
+    let servers = eight_hosts().await;
+    let rows = route_all(&servers, 5, true);
+    let input = env.input("in.csv", &rows);
+    let run = env
+        .run_input(
+            &input,
+            &[
+                "--host-outage-wait",
+                "2s",
+                "--retry-delay",
+                "50ms",
+                "--downloads",
+                "4",
+                "--uploads",
+                "1",
+                "--converts",
+                "1",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("the network seems down"), "{run:?}");
+    let status = status_json(&env).await;
+    assert_eq!(status["counts"]["failed"], 0, "{status}");
+    assert_eq!(status["counts"]["pending"], 40, "{status}");
+    // Only the rows in flight when the network went were ever asked for;
+    // the feeder started no other.
+    let tried = rows
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| servers[n % 8].hits(&format!("/h{}-{}.jpg", n % 8, n / 8)) > 0)
+        .count();
+    assert!((6..=12).contains(&tried), "{tried} rows tried: {run:?}");
+
+    route_all(&servers, 5, false);
+    let resumed = env.run(&["resume"]).await;
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(env.csv("out.csv").len(), 41);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_that_comes_back_within_the_wait_fails_no_row() {
+    let env = Env::new().await;
+    let servers = eight_hosts().await;
+    let rows = route_all(&servers, 8, false);
+    let input = env.input("in.csv", &rows);
+    let mut cmd = env.command();
+    cmd.args([
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        "out.csv",
+        "--output-failed",
+        "failed.csv",
+        "--retry-delay",
+        "50ms",
+        "--downloads",
+        "4",
+    ]);
+    let child = cmd.spawn().unwrap();
+    crate::support::wait_for(|| servers.iter().map(|s| s.total_hits()).sum::<u32>() >= 8).await;
+    for s in &servers {
+        s.stop();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for s in &servers {
+        s.restart().await;
+    }
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(env.csv("out.csv").len(), 65, "{stderr}");
+    assert!(stderr.contains("the network seems down"), "{stderr}");
+    assert!(stderr.contains("the network is back"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn names_resolve_through_a_caching_resolver_and_a_failing_server_is_dns() {
     let env = Env::new().await;

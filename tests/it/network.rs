@@ -1,6 +1,7 @@
 //! The network a company has: an HTTP proxy used only when asked for, with
 //! the network policy still applied to each target; request headers a server
-//! requires, never logged or recorded; a User-Agent; a per-host request rate.
+//! requires, never logged or recorded; a User-Agent; a per-host request rate;
+//! a host that speaks HTTP/2.
 
 use crate::support::proxy::LoggingProxy;
 use crate::support::{Env, Reply, images};
@@ -272,4 +273,83 @@ async fn a_per_host_request_rate_is_held() {
             "{within} requests within a second"
         );
     }
+}
+
+/// A host that offers HTTP/2 in its TLS handshake (ALPN), as CDNs do: many
+/// rows' downloads share one connection instead of opening one each.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_rows_to_an_http2_host_share_one_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let env = Env::new().await;
+    let ca = env.path("h2-ca.pem");
+    let acceptor = crate::support::tls::acceptor_offering(&ca, &[b"h2"]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // (connection number, HTTP version) of each request.
+    let seen: Arc<Mutex<Vec<(usize, hyper::Version)>>> = Arc::default();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let images: Arc<Vec<bytes::Bytes>> = Arc::new(
+        (0..30)
+            .map(|i| images::jpeg(24, 16, 700 + i).into())
+            .collect(),
+    );
+    {
+        let (seen, connections, images) = (seen.clone(), connections.clone(), images.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let n = connections.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, seen, images) = (acceptor.clone(), seen.clone(), images.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                        seen.lock().unwrap().push((n, req.version()));
+                        let i: usize = req
+                            .uri()
+                            .path()
+                            .trim_start_matches("/h2/")
+                            .trim_end_matches(".jpg")
+                            .parse()
+                            .unwrap_or(0);
+                        let body = http_body_util::Full::new(images[i % images.len()].clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .header("content-type", "image/jpeg")
+                                    .body(body)
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+    }
+    let urls: Vec<String> = (0..30)
+        .map(|i| format!("https://127.0.0.1:{port}/h2/{i}.jpg"))
+        .collect();
+    let input = env.input("h2.csv", &urls);
+    let mut cmd = env.command();
+    cmd.env("SSL_CERT_FILE", &ca);
+    let run = env.run_input_with(cmd, &input, &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(env.s3.image_puts().len(), 30, "{run:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 30, "one request per row: {seen:?}");
+    assert!(
+        seen.iter().all(|(_, v)| *v == hyper::Version::HTTP_2),
+        "{seen:?}"
+    );
+    // The host's first request goes alone, so its handshake says "h2"
+    // before any other row connects: all 30 share that one connection.
+    let opened = connections.load(Ordering::SeqCst);
+    assert_eq!(opened, 1, "{opened} connections for 30 rows: {seen:?}");
 }

@@ -633,6 +633,20 @@ impl TableFormat {
         }
     }
 
+    /// The format of a file named `name`: as [`TableFormat::from_name`]
+    /// says, else CSV (what batchimg has always read and written).
+    pub fn of_file(name: &str) -> TableFormat {
+        TableFormat::from_name(name).unwrap_or(TableFormat::Csv)
+    }
+
+    /// The field delimiter: a tab for TSV, else `configured` (`--delimiter`).
+    pub fn delimiter(self, configured: u8) -> u8 {
+        match self {
+            TableFormat::Tsv => b'\t',
+            _ => configured,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TableFormat::Csv => "csv",

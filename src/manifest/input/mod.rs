@@ -149,11 +149,7 @@ impl Part {
     ) -> Result<Part, InputError> {
         Ok(match format {
             TableFormat::Csv | TableFormat::Tsv => {
-                let delimiter = if format == TableFormat::Tsv {
-                    b'\t'
-                } else {
-                    want.delimiter
-                };
+                let delimiter = format.delimiter(want.delimiter);
                 match csv::CsvPart::open(path, open_text(path)?, delimiter, want, kept)? {
                     Some(part) => Part::Csv(part),
                     None if only => {
@@ -356,10 +352,7 @@ impl InputRows {
         };
         self.next_part += 1;
         let format = self.shape.format.unwrap_or_else(|| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .and_then(TableFormat::from_name)
-                .unwrap_or(TableFormat::Csv)
+            TableFormat::of_file(&path.file_name().unwrap_or_default().to_string_lossy())
         });
         // The partition keys come after the file's own columns, as DuckDB
         // and Polars place them; a template column may be either.

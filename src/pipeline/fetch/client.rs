@@ -187,7 +187,10 @@ pub fn request_error(e: reqwest::Error) -> FetchError {
         return FetchError::Blocked(b.0.clone());
     }
     if let Some(d) = find_source::<DnsFailure>(&e) {
-        return FetchError::Dns(d.to_string());
+        return FetchError::Dns {
+            message: d.to_string(),
+            unanswered: !d.no_such_name,
+        };
     }
     if e.is_timeout() {
         FetchError::Timeout(e)

@@ -37,9 +37,10 @@ pub enum FetchError {
     /// An `s3://` read failed without an HTTP status (connection, timeout).
     #[error("{0}")]
     Store(String, Option<u16>),
-    /// The host's name does not resolve.
-    #[error("DNS: {0}")]
-    Dns(String),
+    /// The host's name does not resolve: it has no address (final), or
+    /// the resolver did not answer (`unanswered`).
+    #[error("DNS: {message}")]
+    Dns { message: String, unanswered: bool },
     /// The host was down longer than the outage wait.
     #[error("{} did not answer for {}", .0.host, humantime::format_duration(std::time::Duration::from_secs(.0.down_for.as_secs())))]
     HostGone(super::hosts::HostGone),
@@ -60,7 +61,7 @@ impl Classify for FetchError {
             FetchError::TooLarge { .. } => FailureClass::TooLarge,
             FetchError::NotAnImage { .. } => FailureClass::NotAnImage,
             FetchError::Io { .. } => FailureClass::LocalIo,
-            FetchError::Dns(_) => FailureClass::Dns,
+            FetchError::Dns { .. } => FailureClass::Dns,
             FetchError::Redirects(_)
             | FetchError::Timeout(_)
             | FetchError::Connect(_)
@@ -127,6 +128,19 @@ impl FetchError {
         }
     }
 
+    /// Whether the error would go away with the network: an outage, or a
+    /// resolver that did not answer.
+    pub fn is_network(&self) -> bool {
+        self.is_outage()
+            || matches!(
+                self,
+                FetchError::Dns {
+                    unanswered: true,
+                    ..
+                }
+            )
+    }
+
     /// What the request tells the host's limit and breaker.
     pub fn outcome(&self) -> Outcome {
         match self {
@@ -139,6 +153,9 @@ impl FetchError {
                 retry_after,
             } => Outcome::Overloaded(*retry_after),
             e if e.is_outage() => Outcome::Failed,
+            FetchError::Dns {
+                unanswered: true, ..
+            } => Outcome::Unresolved,
             _ => Outcome::RowFault,
         }
     }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
+use super::network::Network;
 use crate::options::Concurrency;
 
 /// Distinct rows whose requests must fail in a row, with nothing between
@@ -58,6 +59,9 @@ pub enum Outcome {
     Overloaded(Option<Duration>),
     /// Refused, reset, timed out, or another 5xx.
     Failed,
+    /// The resolver did not answer for the host's name (not "no such
+    /// name"): a sign about the network, not the host.
+    Unresolved,
 }
 
 /// The limits that moved, by host key: a host appears once its limit
@@ -73,6 +77,8 @@ pub struct Host {
     pace: Option<governor::DefaultDirectRateLimiter>,
     /// Every host's moved limits, shared with [`Hosts`].
     moved: Arc<watch::Sender<Limits>>,
+    /// Every host reports to the network as a whole, shared with [`Hosts`].
+    network: Arc<Network>,
 }
 
 struct State {
@@ -82,6 +88,11 @@ struct State {
     /// The most the limit may grow to (the global download slots).
     most: usize,
     in_flight: usize,
+    /// The host has answered a request: until then it gets one at a time,
+    /// so that the first connection's handshake says whether it speaks
+    /// HTTP/2 (ALPN), and an HTTP/2 host's rows share that connection
+    /// instead of each opening its own.
+    answered: bool,
     /// How many times the limit was reached (a request took the last place,
     /// or one had to wait): a request during which it was reached was held
     /// back by the limit, so its success says a larger one would help.
@@ -128,16 +139,19 @@ impl Host {
         most: usize,
         period: Option<Duration>,
         moved: Arc<watch::Sender<Limits>>,
+        network: Arc<Network>,
     ) -> Host {
         let start = pinned.unwrap_or(Concurrency::INITIAL_PER_HOST.min(most));
         Host {
             name: name.to_string(),
             moved,
+            network,
             state: Mutex::new(State {
                 limit: start as f64,
                 pinned: pinned.is_some(),
                 most: most.max(start),
                 in_flight: 0,
+                answered: false,
                 full: 0,
                 slow_start: true,
                 grow_after: None,
@@ -191,6 +205,9 @@ impl Host {
                     }
                     None => match s.paused_until.filter(|&p| now < p) {
                         Some(p) => Some(p),
+                        // Held back for the first answer, not by the limit:
+                        // not a sign that a larger limit would help.
+                        None if !s.answered && s.in_flight > 0 => None,
                         None if s.in_flight < s.limit.floor() as usize => {
                             return Ok(self.permit(&mut s, row));
                         }
@@ -252,7 +269,16 @@ impl Host {
         let was_down = s.down_since.is_some();
         let before = s.limit.floor() as usize;
         if let Some(outcome) = outcome {
-            s.learn(permit, outcome, &self.name);
+            match outcome {
+                Outcome::Answered(_) | Outcome::RowFault | Outcome::Pushback(_) => {
+                    self.network.answered()
+                }
+                Outcome::Failed | Outcome::Overloaded(_) | Outcome::Unresolved => {
+                    self.network.failed(permit.row, &self.name)
+                }
+            }
+            let network_down = self.network.is_down();
+            s.learn(permit, outcome, &self.name, network_down);
         }
         let after = s.limit.floor() as usize;
         if was_down && s.down_since.is_none() {
@@ -273,9 +299,13 @@ impl Host {
 }
 
 impl State {
-    fn learn(&mut self, permit: &Permit, outcome: Outcome, name: &str) {
+    /// `network_down`: no host answers, so a failure here is not this
+    /// host's alone and it is taken to be down at once.
+    fn learn(&mut self, permit: &Permit, outcome: Outcome, name: &str, network_down: bool) {
         let now = Instant::now();
         match outcome {
+            Outcome::Unresolved if network_down => self.failed(permit, now, name, true),
+            Outcome::Unresolved => {}
             Outcome::Answered(latency) => {
                 self.alive();
                 let fastest = *self.fastest.get_or_insert(latency);
@@ -294,7 +324,7 @@ impl State {
             Outcome::RowFault => self.alive(),
             Outcome::Overloaded(retry_after) => {
                 self.pushback(permit, retry_after, now);
-                self.failed(permit, now, name);
+                self.failed(permit, now, name, network_down);
             }
             Outcome::Pushback(retry_after) => {
                 self.alive();
@@ -308,7 +338,7 @@ impl State {
                     self.slow_start = false;
                     self.grow_after = Some(now + PROBE_ROOM_EVERY);
                 }
-                self.failed(permit, now, name);
+                self.failed(permit, now, name, network_down);
             }
         }
     }
@@ -333,7 +363,7 @@ impl State {
 
     /// A request failed as an outage would fail it: a row more against the
     /// host, or a failed probe.
-    fn failed(&mut self, permit: &Permit, now: Instant, name: &str) {
+    fn failed(&mut self, permit: &Permit, now: Instant, name: &str, network_down: bool) {
         if !self.failing.contains(&permit.row) {
             self.failing.push(permit.row);
         }
@@ -342,7 +372,7 @@ impl State {
             self.probing = false;
             self.probe_every = (self.probe_every * 2).min(LONGEST_PROBE);
             self.next_probe = now + self.probe_every;
-        } else if self.failing.len() >= DOWN_AFTER_ROWS {
+        } else if self.failing.len() >= DOWN_AFTER_ROWS || network_down {
             self.down_since = Some(now);
             self.probing = false;
             self.probe_every = FIRST_PROBE;
@@ -357,6 +387,7 @@ impl State {
     /// The host answered: it is not down, and no row is failing against it.
     /// Back from an outage, its limit grows fast again, as after a start.
     fn alive(&mut self) {
+        self.answered = true;
         self.failing.clear();
         self.probing = false;
         if self.down_since.take().is_some() {
@@ -394,6 +425,7 @@ pub struct Hosts {
     /// Least time between two requests to one host (`--per-host-rps`).
     period: Option<Duration>,
     moved: Arc<watch::Sender<Limits>>,
+    network: Arc<Network>,
 }
 
 impl Hosts {
@@ -404,7 +436,13 @@ impl Hosts {
             most,
             period: per_host_rps.map(|rps| Duration::from_secs_f64(1.0 / rps)),
             moved: Arc::new(watch::Sender::new(Limits::new())),
+            network: Arc::default(),
         }
+    }
+
+    /// The hosts as one: whether the network itself seems down.
+    pub fn network(&self) -> Arc<Network> {
+        Arc::clone(&self.network)
     }
 
     /// The hosts' limits that moved, now and as they move.
@@ -430,6 +468,7 @@ impl Hosts {
             self.most,
             self.period,
             Arc::clone(&self.moved),
+            Arc::clone(&self.network),
         ));
         map.insert(key.to_string(), Arc::clone(&host));
         host
@@ -441,7 +480,17 @@ mod tests {
     use super::*;
 
     fn host(pinned: Option<usize>) -> Arc<Host> {
-        Arc::new(Host::new("h:80", pinned, 64, None, Arc::default()))
+        let h = Arc::new(Host::new(
+            "h:80",
+            pinned,
+            64,
+            None,
+            Arc::default(),
+            Arc::default(),
+        ));
+        // Past its first answer, which only the test of that rule waits for.
+        h.state.lock().unwrap().answered = true;
+        h
     }
 
     async fn take(h: &Arc<Host>, n: usize) -> Vec<Permit> {
@@ -450,6 +499,57 @@ mod tests {
             permits.push(h.admit(i as u64, Duration::from_secs(60)).await.unwrap());
         }
         permits
+    }
+
+    #[tokio::test]
+    async fn a_new_host_gets_one_request_until_it_answers() {
+        let hosts = Hosts::new(None, 64, None);
+        let h = hosts.get("new:443");
+        let first = h.admit(0, Duration::from_secs(60)).await.unwrap();
+        let second = {
+            let h = Arc::clone(&h);
+            tokio::spawn(async move { h.admit(1, Duration::from_secs(60)).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!second.is_finished(), "a second request before any answer");
+        first.done(Outcome::Answered(Duration::ZERO));
+        second.await.unwrap().unwrap();
+        // Answered once, it has its whole limit.
+        let permits = take(&h, Concurrency::INITIAL_PER_HOST).await;
+        assert_eq!(permits.len(), Concurrency::INITIAL_PER_HOST);
+    }
+
+    #[tokio::test]
+    async fn with_the_network_down_a_failing_host_is_down_at_once() {
+        let hosts = Hosts::new(None, 64, None);
+        let (a, b) = (hosts.get("a:443"), hosts.get("b:443"));
+        for h in [&a, &b] {
+            h.state.lock().unwrap().answered = true;
+        }
+        // Three rows of each fail: the network is down (six rows, two hosts)
+        // and both hosts with it.
+        for row in 0..3 {
+            for (i, h) in [&a, &b].into_iter().enumerate() {
+                let permit = h.admit(2 * row + i as u64, Duration::from_secs(60));
+                permit.await.unwrap().done(Outcome::Failed);
+            }
+        }
+        assert!(hosts.network().is_down());
+        // A third host's first failure takes it down, with no wait for
+        // three of its rows.
+        let c = hosts.get("c:443");
+        c.admit(7, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .done(Outcome::Unresolved);
+        assert!(c.is_down());
+        // One answer anywhere and the network is back.
+        let d = hosts.get("d:443");
+        d.admit(8, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .done(Outcome::RowFault);
+        assert!(!hosts.network().is_down());
     }
 
     #[tokio::test]
@@ -542,6 +642,7 @@ mod tests {
         let hosts = Hosts::new(None, 64, None);
         let limits = hosts.limits();
         let (a, b) = (hosts.get("a:443"), hosts.get("b:443"));
+        a.state.lock().unwrap().answered = true;
         take(&b, 1).await.into_iter().for_each(drop);
         assert!(limits.borrow().is_empty(), "nothing moved yet");
         for p in take(&a, a.limit()).await {
@@ -557,6 +658,7 @@ mod tests {
         let pinned = Hosts::new(Some(2), 64, None);
         let limits = pinned.limits();
         let c = pinned.get("c:443");
+        c.state.lock().unwrap().answered = true;
         take(&c, 2)
             .await
             .into_iter()

@@ -18,6 +18,7 @@ mod body;
 mod client;
 mod error;
 mod hosts;
+pub mod network;
 mod url;
 
 use std::path::PathBuf;
@@ -117,6 +118,11 @@ impl Fetcher {
         })
     }
 
+    /// The hosts as one: whether the network itself seems down.
+    pub fn network(&self) -> std::sync::Arc<network::Network> {
+        self.hosts.network()
+    }
+
     /// The hosts' adapted limits that moved, now and as they move.
     pub fn host_limits(&self) -> tokio::sync::watch::Receiver<hosts::Limits> {
         self.hosts.limits()
@@ -185,9 +191,10 @@ impl Fetcher {
             .await;
             attempts += made;
             match result {
-                // The host is down, not this row: it waits for the host (in
-                // `admit`), with its attempts anew once the host answers.
-                Err(e) if e.is_outage() && host.is_down() => continue,
+                // The host (or the network) is down, not this row: it waits
+                // for the host (in `admit`), with its attempts anew once the
+                // host answers.
+                Err(e) if e.is_network() && host.is_down() => continue,
                 other => break other.map_err(|e| fail(e, attempts))?,
             }
         };

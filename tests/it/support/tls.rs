@@ -12,6 +12,12 @@ use tokio_rustls::rustls;
 /// localhost, written as PEM to `ca_file` for the clients to trust
 /// (`SSL_CERT_FILE`, which both the SDK's and reqwest's roots honour).
 pub fn acceptor(ca_file: &Path) -> tokio_rustls::TlsAcceptor {
+    acceptor_offering(ca_file, &[])
+}
+
+/// Like [`acceptor`], offering the application protocols `alpn` (`h2`) in
+/// the handshake, as a CDN does.
+pub fn acceptor_offering(ca_file: &Path, alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
         .expect("make a certificate");
     std::fs::write(ca_file, made.cert.pem()).expect("write the certificate");
@@ -24,6 +30,8 @@ pub fn acceptor(ca_file: &Path) -> tokio_rustls::TlsAcceptor {
     .with_no_client_auth()
     .with_single_cert(vec![made.cert.der().clone()], key.into())
     .expect("a certificate rustls takes");
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
