@@ -6,13 +6,14 @@ Measures on a 2-core machine: CSV ingest time (<= 30 s), status time
 a Parquet export (id INT64, url, caption; written by pyarrow from
 scripts/setup-warehouse.sh) recorded with --keep-columns (<= 4 s,
 <= 200 MB). Uses --dry-run, so nothing is downloaded; a throwaway s3s-fs
-answers the bucket check. Prints one line per figure.
+answers the bucket check. Prints one line per figure. SCALE_BIN measures
+another binary (an A/B against an older build).
 """
 import os, re, resource, shutil, subprocess, sys, tempfile, time
 
 ROWS = int(os.environ.get("ROWS", "1000000"))
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-binary = os.path.join(root, "target", "release", "batchimg")
+binary = os.environ.get("SCALE_BIN") or os.path.join(root, "target", "release", "batchimg")
 work = tempfile.mkdtemp(prefix="batchimg-scale-")
 try:
     csv = os.path.join(work, "in.csv")

@@ -31,16 +31,12 @@ pub async fn execute(
 ) -> Result<ExitStatus, CommandError> {
     magick::init(&settings.limits).map_err(|e| fatal(anyhow::anyhow!(e)))?;
     let journal = Arc::new(journal);
-    let (mut run, todo) = begin(&journal, &retry)?;
-    let uploaded_at_start = journal
-        .counts()
-        .map_err(journal_error)?
-        .get(StateKind::Uploaded);
-    let state_dir = journal
-        .path()
-        .parent()
-        .unwrap_or(std::path::Path::new("."))
-        .to_path_buf();
+    let Start {
+        mut run,
+        todo,
+        uploaded_at_start,
+        state_dir,
+    } = begin(&journal, &retry)?;
     let quarantine = Arc::new(recover(&journal, &state_dir)?);
     let reporter = Arc::new(Bar::stderr(display.progress));
     reporter.begin(todo);
@@ -102,7 +98,8 @@ pub async fn execute(
     }
 }
 
-/// How a session stopped, as its summary names it and its exit status.
+/// How a session stopped, as its summary names it and its exit status: the
+/// one place a stop becomes an exit code.
 pub(super) fn ending(stop: &Stop, written: &Written) -> (&'static str, ExitStatus) {
     match stop {
         Stop::Fatal(_) => ("stopped", ExitStatus::Fatal),
@@ -112,9 +109,17 @@ pub(super) fn ending(stop: &Stop, written: &Written) -> (&'static str, ExitStatu
     }
 }
 
-/// Records the session's start in the journal; the run's facts and the
-/// rows it has to do.
-fn begin(journal: &Journal, retry: &RetryFailed) -> Result<(RunInfo, u64), CommandError> {
+/// A session's start, as recorded in the journal.
+struct Start {
+    run: RunInfo,
+    /// Rows it has to do.
+    todo: u64,
+    uploaded_at_start: u64,
+    state_dir: std::path::PathBuf,
+}
+
+/// Records the session's start in the journal.
+fn begin(journal: &Journal, retry: &RetryFailed) -> Result<Start, CommandError> {
     let counts = journal.counts().map_err(journal_error)?;
     let mut run = journal.run_info().map_err(journal_error)?;
     run.session_started_ms = now_ms();
@@ -129,7 +134,13 @@ fn begin(journal: &Journal, retry: &RetryFailed) -> Result<(RunInfo, u64), Comma
         state_dir = %journal.path().display(),
         "starting"
     );
-    Ok((run, todo))
+    let state_dir = journal.path().parent().unwrap_or(std::path::Path::new("."));
+    Ok(Start {
+        run,
+        todo,
+        uploaded_at_start: counts.get(StateKind::Uploaded),
+        state_dir: state_dir.to_path_buf(),
+    })
 }
 
 /// What a process that died was converting, recorded as facts the pipeline

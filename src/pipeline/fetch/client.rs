@@ -129,7 +129,10 @@ impl HttpClient {
             if host_key(&next) != host_key(&url) || next.scheme() != url.scheme() {
                 headers.clear();
             }
-            hosts.get(&host_key(&next)).pace().await;
+            hosts
+                .get(&host_key(&next), next.scheme() == "https")
+                .pace()
+                .await;
             url = next;
         };
         let status = response.status();

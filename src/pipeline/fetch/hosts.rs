@@ -91,7 +91,8 @@ struct State {
     /// The host has answered a request: until then it gets one at a time,
     /// so that the first connection's handshake says whether it speaks
     /// HTTP/2 (ALPN), and an HTTP/2 host's rows share that connection
-    /// instead of each opening its own.
+    /// instead of each opening its own. A host reached without TLS cannot
+    /// offer HTTP/2, so it starts as if it had answered.
     answered: bool,
     /// How many times the limit was reached (a request took the last place,
     /// or one had to wait): a request during which it was reached was held
@@ -140,6 +141,7 @@ impl Host {
         period: Option<Duration>,
         moved: Arc<watch::Sender<Limits>>,
         network: Arc<Network>,
+        tls: bool,
     ) -> Host {
         let start = pinned.unwrap_or(Concurrency::INITIAL_PER_HOST.min(most));
         Host {
@@ -151,7 +153,7 @@ impl Host {
                 pinned: pinned.is_some(),
                 most: most.max(start),
                 in_flight: 0,
-                answered: false,
+                answered: !tls,
                 full: 0,
                 slow_start: true,
                 grow_after: None,
@@ -456,8 +458,8 @@ impl Hosts {
         self.pinned.unwrap_or(self.most)
     }
 
-    /// The host named `key`.
-    pub fn get(&self, key: &str) -> Arc<Host> {
+    /// The host named `key`, reached over TLS or not (when first seen).
+    pub fn get(&self, key: &str, tls: bool) -> Arc<Host> {
         let mut map = self.by_key.lock().expect("per-host lock");
         if let Some(host) = map.get(key) {
             return Arc::clone(host);
@@ -469,6 +471,7 @@ impl Hosts {
             self.period,
             Arc::clone(&self.moved),
             Arc::clone(&self.network),
+            tls,
         ));
         map.insert(key.to_string(), Arc::clone(&host));
         host
@@ -480,17 +483,8 @@ mod tests {
     use super::*;
 
     fn host(pinned: Option<usize>) -> Arc<Host> {
-        let h = Arc::new(Host::new(
-            "h:80",
-            pinned,
-            64,
-            None,
-            Arc::default(),
-            Arc::default(),
-        ));
-        // Past its first answer, which only the test of that rule waits for.
-        h.state.lock().unwrap().answered = true;
-        h
+        let (moved, network) = (Arc::default(), Arc::default());
+        Arc::new(Host::new("h:80", pinned, 64, None, moved, network, false))
     }
 
     async fn take(h: &Arc<Host>, n: usize) -> Vec<Permit> {
@@ -504,7 +498,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_host_gets_one_request_until_it_answers() {
         let hosts = Hosts::new(None, 64, None);
-        let h = hosts.get("new:443");
+        let h = hosts.get("new:443", true);
         let first = h.admit(0, Duration::from_secs(60)).await.unwrap();
         let second = {
             let h = Arc::clone(&h);
@@ -514,18 +508,18 @@ mod tests {
         assert!(!second.is_finished(), "a second request before any answer");
         first.done(Outcome::Answered(Duration::ZERO));
         second.await.unwrap().unwrap();
-        // Answered once, it has its whole limit.
+        // Answered once, it has its whole limit; a host reached without TLS
+        // (no HTTP/2 to learn of) has it from the start.
         let permits = take(&h, Concurrency::INITIAL_PER_HOST).await;
         assert_eq!(permits.len(), Concurrency::INITIAL_PER_HOST);
+        let plain = hosts.get("plain:80", false);
+        assert_eq!(take(&plain, Concurrency::INITIAL_PER_HOST).await.len(), 8);
     }
 
     #[tokio::test]
     async fn with_the_network_down_a_failing_host_is_down_at_once() {
         let hosts = Hosts::new(None, 64, None);
-        let (a, b) = (hosts.get("a:443"), hosts.get("b:443"));
-        for h in [&a, &b] {
-            h.state.lock().unwrap().answered = true;
-        }
+        let (a, b) = (hosts.get("a:80", false), hosts.get("b:80", false));
         // Three rows of each fail: the network is down (six rows, two hosts)
         // and both hosts with it.
         for row in 0..3 {
@@ -537,14 +531,14 @@ mod tests {
         assert!(hosts.network().is_down());
         // A third host's first failure takes it down, with no wait for
         // three of its rows.
-        let c = hosts.get("c:443");
+        let c = hosts.get("c:80", false);
         c.admit(7, Duration::from_secs(60))
             .await
             .unwrap()
             .done(Outcome::Unresolved);
         assert!(c.is_down());
         // One answer anywhere and the network is back.
-        let d = hosts.get("d:443");
+        let d = hosts.get("d:80", false);
         d.admit(8, Duration::from_secs(60))
             .await
             .unwrap()
@@ -641,8 +635,7 @@ mod tests {
     async fn the_limits_that_move_are_published_to_whoever_follows_them() {
         let hosts = Hosts::new(None, 64, None);
         let limits = hosts.limits();
-        let (a, b) = (hosts.get("a:443"), hosts.get("b:443"));
-        a.state.lock().unwrap().answered = true;
+        let (a, b) = (hosts.get("a:443", false), hosts.get("b:443", false));
         take(&b, 1).await.into_iter().for_each(drop);
         assert!(limits.borrow().is_empty(), "nothing moved yet");
         for p in take(&a, a.limit()).await {
@@ -657,8 +650,7 @@ mod tests {
 
         let pinned = Hosts::new(Some(2), 64, None);
         let limits = pinned.limits();
-        let c = pinned.get("c:443");
-        c.state.lock().unwrap().answered = true;
+        let c = pinned.get("c:443", false);
         take(&c, 2)
             .await
             .into_iter()

@@ -154,7 +154,8 @@ impl Fetcher {
         if let Origin::Http(url) = &origin {
             check_target(url, self.policy).map_err(|why| fail(FetchError::Blocked(why), 0))?;
         }
-        let host = self.hosts.get(&url::origin_key(&origin));
+        let tls = matches!(&origin, Origin::Http(u) if u.scheme() == "https");
+        let host = self.hosts.get(&url::origin_key(&origin), tls);
         let row = u64::from_le_bytes(
             blake3::hash(raw.as_bytes()).as_bytes()[..8]
                 .try_into()

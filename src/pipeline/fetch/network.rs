@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -31,6 +32,9 @@ const DOWN_AFTER_HOSTS: usize = 2;
 pub struct Network {
     state: Mutex<State>,
     changed: Notify,
+    /// Some request failed since the last answer (or the network is down):
+    /// while not, an answer, the common case, takes no lock.
+    troubled: AtomicBool,
 }
 
 #[derive(Default)]
@@ -45,7 +49,11 @@ struct State {
 impl Network {
     /// A host answered (with anything: a 404 is an answer).
     pub fn answered(&self) {
+        if !self.troubled.load(Ordering::Acquire) {
+            return;
+        }
         let mut s = self.state.lock().expect("network lock");
+        self.troubled.store(false, Ordering::Release);
         s.failing_rows.clear();
         s.failing_hosts.clear();
         if let Some(since) = s.down_since.take() {
@@ -61,6 +69,7 @@ impl Network {
     /// A request of row `row` to `host` failed as an outage would fail it.
     pub fn failed(&self, row: u64, host: &str) {
         let mut s = self.state.lock().expect("network lock");
+        self.troubled.store(true, Ordering::Release);
         if s.down_since.is_some() {
             return;
         }
