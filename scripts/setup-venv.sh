@@ -7,6 +7,10 @@
 set -euo pipefail
 log() { printf '[setup-venv] %s\n' "$*" >&2; }
 PY=${PYTHON:-python3}
+# Debian ships ensurepip in python3-venv: importable means venv works.
+if "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+  exit 0
+fi
 TRY=$(mktemp -d)
 trap 'rm -rf "$TRY"' EXIT
 if "$PY" -m venv "$TRY/venv" >/dev/null 2>&1; then
