@@ -50,9 +50,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", env = "BATCHIMG_URL_COLUMN")]
     pub url_column: Option<String>,
 
-    /// Copy the input's other columns, in order and with their types, after
-    /// the output file's own, into the failed file (which stays an input for
-    /// the same flags) and into the manifest.
+    /// Copy the input's other columns, in order and with their types (and a
+    /// partitioned directory's `key=value` keys as columns), after the output
+    /// file's own, into the failed file (which stays an input for the same
+    /// flags) and into the manifest.
     #[arg(long, env = "BATCHIMG_KEEP_COLUMNS", value_parser = clap::builder::FalseyValueParser::new())]
     pub keep_columns: bool,
 
