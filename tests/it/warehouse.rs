@@ -376,7 +376,9 @@ async fn malformed_exports_exit_2_and_write_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_and_resume_lose_no_row_and_keep_the_types() {
     let env = Env::new().await;
-    let rows = export_slow(&env, "export.parquet", 60, 1, Duration::from_millis(100));
+    // 57 images at 200 ms each, 4 at a time, take nearly 3 s: well past the
+    // three rounds' 1.5 s, so every round is killed mid-run.
+    let rows = export_slow(&env, "export.parquet", 60, 1, Duration::from_millis(200));
     let run = [
         "run",
         "--input",
