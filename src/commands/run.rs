@@ -47,19 +47,8 @@ pub async fn run(
     let kept_columns = rows.kept_columns();
 
     let input_hash = hash_input(input.parts.files.clone()).await?;
-    let now = now_ms();
-    let info = RunInfo {
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        settings: settings.clone(),
-        input_hash,
-        rows: 0,
-        duplicates: 0,
-        created_ms: now,
-        finished_ms: None,
-        session_started_ms: now,
-        session_done_at_start: 0,
-        kept_columns,
-    };
+    let mut info = RunInfo::new(settings.clone(), input_hash, now_ms());
+    info.kept_columns = kept_columns;
     let fresh = args.fresh;
     let shard = settings.shard;
     let started = std::time::Instant::now();

@@ -81,6 +81,25 @@ pub struct RunInfo {
     pub kept_columns: Vec<crate::table::Column>,
 }
 
+impl RunInfo {
+    /// A run of this version starting at `now_ms` over an input of
+    /// `input_hash`; its counts are filled in as its rows are recorded.
+    pub fn new(settings: Settings, input_hash: String, now_ms: u64) -> RunInfo {
+        RunInfo {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            settings,
+            input_hash,
+            rows: 0,
+            duplicates: 0,
+            created_ms: now_ms,
+            finished_ms: None,
+            session_started_ms: now_ms,
+            session_done_at_start: 0,
+            kept_columns: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("no journal in {0} (start one with `batchimg run`)")]

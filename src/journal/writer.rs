@@ -159,18 +159,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let local = |name: &str| Location::Local(dir.path().join(name));
         let store = StoreSettings::new("test".into(), "us-east-1".into(), None);
-        let info = RunInfo {
-            tool_version: "test".into(),
-            settings: Settings::new(local("in.csv"), local("out.csv"), store, dir.path()),
-            input_hash: String::new(),
-            rows: 0,
-            duplicates: 0,
-            created_ms: 0,
-            finished_ms: None,
-            session_started_ms: 0,
-            session_done_at_start: 0,
-            kept_columns: Vec::new(),
-        };
+        let settings = Settings::new(local("in.csv"), local("out.csv"), store, dir.path());
+        let info = RunInfo::new(settings, String::new(), 0);
         let url = "https://example.com/a.jpg".to_string();
         let rows = std::iter::once(Ok(crate::job::InputRow {
             row: 0,

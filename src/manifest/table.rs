@@ -75,6 +75,10 @@ impl<'a> TableWriter<'a> {
         delimiter: u8,
         columns: Vec<Column>,
     ) -> anyhow::Result<TableWriter<'a>> {
+        let columns: Vec<Column> = columns
+            .into_iter()
+            .map(|c| Column::new(c.name, written(c.ty)))
+            .collect();
         let sink = match format {
             TableFormat::Csv | TableFormat::Tsv => {
                 let mut w = csv::WriterBuilder::new()
@@ -182,16 +186,15 @@ impl<'a> TableWriter<'a> {
 
 /// The Arrow type of a column: what the Parquet writer turns into the
 /// logical type DuckDB, Polars and Spark read back as the same SQL type.
-pub(super) fn arrow_type(ty: &ColumnType) -> DataType {
+fn arrow_type(ty: &ColumnType) -> DataType {
     match ty {
         ColumnType::Bool => DataType::Boolean,
         ColumnType::Int => DataType::Int64,
         ColumnType::Float => DataType::Float64,
         ColumnType::Text => DataType::Utf8,
-        ColumnType::Timestamp { unit, zone } => DataType::Timestamp(
-            arrow_unit(written_unit(*unit)),
-            zone.as_deref().map(Into::into),
-        ),
+        ColumnType::Timestamp { unit, zone } => {
+            DataType::Timestamp(arrow_unit(*unit), zone.as_deref().map(Into::into))
+        }
         ColumnType::Date => DataType::Date32,
         ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
         ColumnType::Category => {
@@ -200,16 +203,23 @@ pub(super) fn arrow_type(ty: &ColumnType) -> DataType {
     }
 }
 
-/// Parquet has no seconds: arrow-rs would write them as a bare INT64 that
-/// DuckDB reads as BIGINT, so they are written as milliseconds (as pyarrow does).
-fn written_unit(unit: TimeUnit) -> TimeUnit {
-    match unit {
-        TimeUnit::Second => TimeUnit::Millisecond,
-        unit => unit,
+/// The type a column is written as. Parquet has no seconds: arrow-rs would
+/// write them as a bare INT64 that DuckDB reads as BIGINT, so they are
+/// written as milliseconds (as pyarrow does; their text is the same).
+fn written(ty: ColumnType) -> ColumnType {
+    match ty {
+        ColumnType::Timestamp {
+            unit: TimeUnit::Second,
+            zone,
+        } => ColumnType::Timestamp {
+            unit: TimeUnit::Millisecond,
+            zone,
+        },
+        ty => ty,
     }
 }
 
-pub(super) fn arrow_unit(unit: TimeUnit) -> arrow_schema::TimeUnit {
+fn arrow_unit(unit: TimeUnit) -> arrow_schema::TimeUnit {
     match unit {
         TimeUnit::Second => arrow_schema::TimeUnit::Second,
         TimeUnit::Millisecond => arrow_schema::TimeUnit::Millisecond,
@@ -282,12 +292,6 @@ fn array<'v>(ty: &ColumnType, cells: impl Iterator<Item = &'v Value>) -> ArrayRe
                 });
                 Arc::new(b.finish())
             }
-            let unit = written_unit(*unit);
-            let written = ColumnType::Timestamp {
-                unit,
-                zone: zone.clone(),
-            };
-            let cells = cells.map(|v| v.coerce(&written));
             let zone = zone.as_deref();
             match unit {
                 TimeUnit::Second => stamps::<TimestampSecondType>(zone, cells),

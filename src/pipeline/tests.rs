@@ -154,18 +154,7 @@ impl Resume {
     async fn run(&self, state: JobState) -> (Requests, JobRecord) {
         let settings = Arc::new(self.settings());
         let state_dir = self.dir.path().join("state");
-        let info = RunInfo {
-            tool_version: "test".into(),
-            settings: (*settings).clone(),
-            input_hash: String::new(),
-            rows: 0,
-            duplicates: 0,
-            created_ms: 0,
-            finished_ms: None,
-            session_started_ms: 0,
-            session_done_at_start: 0,
-            kept_columns: Vec::new(),
-        };
+        let info = RunInfo::new((*settings).clone(), String::new(), 0);
         let rows = std::iter::once(Ok(crate::job::InputRow {
             row: 0,
             url: self.url.clone(),

@@ -104,7 +104,7 @@ impl Column {
 }
 
 /// The largest precision a 128-bit decimal holds.
-pub const MAX_DECIMAL_PRECISION: u8 = 38;
+const MAX_DECIMAL_PRECISION: u8 = 38;
 
 impl ColumnType {
     /// An instant in microseconds, shown in UTC: the manifest's times.
@@ -166,31 +166,6 @@ impl ColumnType {
                 }
             }
             _ => Text,
-        }
-    }
-
-    /// The name a user knows from SQL (DuckDB's).
-    pub fn name(&self) -> String {
-        match self {
-            ColumnType::Bool => "BOOLEAN".into(),
-            ColumnType::Int => "BIGINT".into(),
-            ColumnType::Float => "DOUBLE".into(),
-            ColumnType::Text => "VARCHAR".into(),
-            ColumnType::Timestamp { unit, zone } => {
-                let base = match unit {
-                    TimeUnit::Second => "TIMESTAMP_S",
-                    TimeUnit::Millisecond => "TIMESTAMP_MS",
-                    TimeUnit::Microsecond => "TIMESTAMP",
-                    TimeUnit::Nanosecond => "TIMESTAMP_NS",
-                };
-                match zone {
-                    Some(z) => format!("{base} WITH TIME ZONE ({z})"),
-                    None => base.into(),
-                }
-            }
-            ColumnType::Date => "DATE".into(),
-            ColumnType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
-            ColumnType::Category => "VARCHAR (dictionary)".into(),
         }
     }
 }
@@ -313,7 +288,7 @@ fn rescale(unscaled: i128, from: i8, to: i8) -> Option<i128> {
 }
 
 /// `-12.5000` for unscaled -125000 at scale 4.
-pub fn decimal_text(unscaled: i128, scale: i8) -> String {
+fn decimal_text(unscaled: i128, scale: i8) -> String {
     if scale <= 0 {
         let zeros = "0".repeat(scale.unsigned_abs() as usize);
         return if unscaled == 0 {
@@ -331,7 +306,7 @@ pub fn decimal_text(unscaled: i128, scale: i8) -> String {
 }
 
 /// `2026-12-06`.
-pub fn date_text(days: i32) -> String {
+fn date_text(days: i32) -> String {
     chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(UNIX_EPOCH_DAYS_FROM_CE))
         .map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string())
 }
@@ -342,7 +317,7 @@ pub const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 /// `2026-12-06 20:17:00.5` for a wall-clock reading, `2026-12-06
 /// 20:17:00.5+00` for an instant (in UTC), as DuckDB writes them: the
 /// fraction only as long as its digits need.
-pub fn timestamp_text(ticks: i64, unit: TimeUnit, zoned: bool) -> String {
+fn timestamp_text(ticks: i64, unit: TimeUnit, zoned: bool) -> String {
     let per = unit.per_second();
     let (secs, frac) = (ticks.div_euclid(per), ticks.rem_euclid(per));
     let nanos = (frac * (1_000_000_000 / per)) as u32;

@@ -299,9 +299,10 @@ pub struct InputRows {
     named: Vec<String>,
     part_named: Vec<String>,
     kept: Kept,
-    /// The partition columns of the input, and those of the part being read
-    /// as (index into `hive.keys`, value).
+    /// The partition columns of the input, their kept slots (with
+    /// `--keep-columns`), and the part being read's as (key, value).
     hive: hive::Partitions,
+    hive_slots: Vec<usize>,
     part_hive: Vec<(usize, Value)>,
     next_row: u64,
 }
@@ -331,6 +332,7 @@ pub fn read_input(
         part_named: Vec::new(),
         kept: Kept::default(),
         hive,
+        hive_slots: Vec::new(),
         part_hive: Vec::new(),
         next_row: 0,
     };
@@ -368,10 +370,12 @@ impl InputRows {
         self.part = Some(Part::open(&path, format, &want, &mut self.kept, only)?);
         self.part_hive = hive;
         if self.shape.keep_columns {
-            for k in 0..self.hive.len() {
-                self.kept
-                    .slot(self.hive.name(k), Some(self.hive.ty(k).clone()));
-            }
+            self.hive_slots = (0..self.hive.len())
+                .map(|k| {
+                    self.kept
+                        .slot(self.hive.name(k), Some(self.hive.ty(k).clone()))
+                })
+                .collect();
         }
         Ok(true)
     }
@@ -390,7 +394,7 @@ impl Iterator for InputRows {
                 }
             };
             let want = want(&self.shape, &self.part_named);
-            let record = match part.next(&want, &mut self.kept) {
+            let mut record = match part.next(&want, &mut self.kept) {
                 None => {
                     self.part = None;
                     continue;
@@ -398,10 +402,9 @@ impl Iterator for InputRows {
                 Some(Err(e)) => return Some(Err(e)),
                 Some(Ok(r)) => r,
             };
-            let mut record = record;
             if self.shape.keep_columns {
                 for (k, value) in &self.part_hive {
-                    let slot = self.kept.slot(self.hive.name(*k), None);
+                    let slot = self.hive_slots[*k];
                     if record.kept.len() <= slot {
                         record.kept.resize(slot + 1, Value::Null);
                     }
