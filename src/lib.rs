@@ -17,6 +17,7 @@ pub use batchimg_domain::{format, job, keys, location, options, redact, table, t
 // Leaves.
 pub mod error;
 pub mod metrics;
+pub mod tls;
 pub mod units;
 pub mod version;
 // Policy.

@@ -189,6 +189,7 @@ impl DirectPut {
         // a checksum lets the store verify it. On plain HTTP the signature is
         // the only protection, so it covers the body.
         let unsigned = sign_payload == SignPayload::Auto && base.starts_with("https://");
+        crate::tls::install();
         let mut http = reqwest::Client::builder()
             // As the SDK's client: HTTP(S)_PROXY and NO_PROXY from the
             // environment (reqwest's default), and no redirect followed.

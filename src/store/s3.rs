@@ -60,6 +60,7 @@ impl S3Store {
     /// profiles, SSO, instance roles) plus the resolved settings.
     pub async fn connect(settings: &StoreSettings, retry: RetryPolicy) -> S3Store {
         let base = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(crate::tls::sdk_http_client())
             .region(Region::new(settings.region.clone()))
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -644,6 +645,7 @@ mod tests {
         let recorded = Recorded::default();
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(crate::tls::sdk_http_client())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("k", "s", None, None, "test"))
             .endpoint_url(NOWHERE)

@@ -40,6 +40,7 @@ impl HttpClient {
         };
         let limits = settings.limits;
         let http = &settings.http;
+        crate::tls::install();
         // Redirects are followed by `get`, hop by hop.
         let mut client = Client::builder()
             .user_agent(

@@ -65,6 +65,7 @@ impl MotoServer {
     /// An SDK client for reading back what batchimg stored.
     pub async fn client(&self) -> Client {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(batchimg::tls::sdk_http_client())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "moto", "moto", None, None, "test",

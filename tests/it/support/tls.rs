@@ -23,7 +23,7 @@ pub fn acceptor_offering(ca_file: &Path, alpn: &[&[u8]]) -> tokio_rustls::TlsAcc
     std::fs::write(ca_file, made.cert.pem()).expect("write the certificate");
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+        rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("TLS versions")
