@@ -4,7 +4,13 @@
 # glibc, so on Debian 12 we build Debian 13's source tarball; elsewhere we use
 # the distribution's package. Idempotent: a machine that already has it returns
 # in well under a second.
+#
+# With --packages it only installs the build's Debian packages (scripts/setup.sh
+# runs the package installs one at a time, as apt holds one lock, and the
+# build beside other work).
 set -euo pipefail
+PACKAGES_ONLY=0
+[ "${1:-}" = --packages ] && PACKAGES_ONLY=1
 
 IM_VERSION=7.1.1.43
 IM_TARBALL="imagemagick_${IM_VERSION}+dfsg1.orig.tar.xz"
@@ -69,6 +75,7 @@ fi
 apt_install build-essential pkg-config autoconf automake libtool libclang-dev curl xz-utils ca-certificates \
   libjpeg62-turbo-dev libpng-dev libtiff-dev libwebp-dev zlib1g-dev liblcms2-dev libxml2-dev \
   libfreetype-dev libheif-dev libopenjp2-7-dev libgif-dev libltdl-dev
+[ "$PACKAGES_ONLY" = 1 ] && exit 0
 
 # The mirror apt already trusts; read at run time so no host name lives in the repo.
 MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -88,6 +95,14 @@ autoreconf -fi >/dev/null 2>&1
 ./configure --prefix="$PREFIX" --disable-static --with-quantum-depth=16 --enable-hdri \
   --with-modules --without-x --without-perl --disable-docs --without-magick-plus-plus >/dev/null
 make -j"$(nproc)" >/dev/null 2>&1 || make  # rerun serially to show the error
-$SUDO make install >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; exit 1; }
+# Installed through a staging directory with the pkg-config files copied
+# last: batchimg's build, which setup.sh may start beside this one, finds
+# MagickWand only once all of ImageMagick is in place.
+STAGE="$WORK/stage"
+make install DESTDIR="$STAGE" >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; exit 1; }
+mv "$STAGE$PREFIX/lib/pkgconfig" "$WORK/pkgconfig"
+$SUDO mkdir -p "$PREFIX/lib/pkgconfig"
+$SUDO cp -a "$STAGE$PREFIX/." "$PREFIX/"
 $SUDO ldconfig
+$SUDO cp -a "$WORK/pkgconfig/." "$PREFIX/lib/pkgconfig/"
 log "installed $(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --modversion MagickWand) into $PREFIX"
