@@ -56,7 +56,7 @@ if [ "$magick_missing" = 1 ] && [ $# -gt 0 ]; then
   # Its errors are expected (magick_rust, and what depends on it, cannot
   # build yet); the caller's build that follows reports any that are real.
   mkdir -p .tools
-  echo "[setup] cargo $* --keep-going beside ImageMagick's build (log: .tools/early-build.log)" >&2
+  echo "[setup] while ImageMagick builds, cargo $1 --keep-going builds what does not need it (about 10 minutes on 2 cores in all; progress in .tools/early-build.log)" >&2
   beside sh -c 'sub=$1; shift; cargo "$sub" --keep-going "$@" >.tools/early-build.log 2>&1 || true' early-build "$@"
 fi
 failed=0
