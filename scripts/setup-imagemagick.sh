@@ -30,7 +30,7 @@ if pkg-config --atleast-version=7.1.1 MagickWand 2>/dev/null \
    && ! pkg-config --atleast-version=7.2 MagickWand 2>/dev/null; then
   if [ "$(pkg-config --variable=prefix MagickWand)" != "$PREFIX" ] \
      || [ -d "$(pkg-config --variable=moduledir MagickCore)/coders" ]; then
-    log "MagickWand $(pkg-config --modversion MagickWand) already present; nothing to do"
+    [ "$PACKAGES_ONLY" = 1 ] || log "MagickWand $(pkg-config --modversion MagickWand) already present; nothing to do"
     exit 0
   fi
   log "MagickWand $(pkg-config --modversion MagickWand) in $PREFIX has its coders built in; building it again with modules"
