@@ -90,27 +90,17 @@ async fn a_host_that_goes_away_and_comes_back_fails_no_row() {
     let env = Env::new().await;
     let rows = slow_images(&env.http, "away", 60, Duration::from_millis(50));
     let input = env.input("in.csv", &rows);
-    let mut cmd = env.command();
-    cmd.args([
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        "out.csv",
-        "--output-failed",
-        "failed.csv",
-        "--retry-delay",
-        "200ms",
-        "--downloads",
-        "4",
-        "--per-host",
-        "4",
-    ]);
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn_input(
+        &input,
+        &[
+            "--retry-delay",
+            "200ms",
+            "--downloads",
+            "4",
+            "--per-host",
+            "4",
+        ],
+    );
     crate::support::wait_for(|| env.http.total_hits() >= 8).await;
     env.http.stop();
     // BATCHIMG_OUTAGE_SECS=15 runs the outage by hand.
@@ -241,21 +231,7 @@ async fn a_network_that_comes_back_within_the_wait_fails_no_row() {
     let servers = eight_hosts().await;
     let rows = route_all(&servers, 8, false);
     let input = env.input("in.csv", &rows);
-    let mut cmd = env.command();
-    cmd.args([
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        "out.csv",
-        "--output-failed",
-        "failed.csv",
-        "--retry-delay",
-        "50ms",
-        "--downloads",
-        "4",
-    ]);
-    let child = cmd.spawn().unwrap();
+    let child = env.spawn_input(&input, &["--retry-delay", "50ms", "--downloads", "4"]);
     crate::support::wait_for(|| servers.iter().map(|s| s.total_hits()).sum::<u32>() >= 8).await;
     for s in &servers {
         s.stop();

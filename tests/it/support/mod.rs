@@ -781,18 +781,16 @@ impl Env {
         input: &Path,
         extra: &[&str],
     ) -> Run {
-        let input = input.to_str().unwrap();
-        let mut args = vec![
-            "run",
-            "--input",
-            input,
-            "--output",
-            "out.csv",
-            "--output-failed",
-            "failed.csv",
-        ];
-        args.extend_from_slice(extra);
-        self.run_with(cmd, &args).await
+        self.run_with(cmd, &run_input_args(input, extra)).await
+    }
+
+    /// Starts [`Env::run_input`]'s command line and returns at once, for a
+    /// test that acts while the run goes on (its output is piped).
+    pub fn spawn_input(&self, input: &Path, extra: &[&str]) -> tokio::process::Child {
+        self.command()
+            .args(run_input_args(input, extra))
+            .spawn()
+            .expect("start batchimg")
     }
 
     /// `batchimg run --input INPUT --output OUTPUT` and `extra`, the
@@ -883,4 +881,19 @@ pub fn assert_no_key_put_twice(env: &Env) {
         puts.len(),
         "an object was PUT twice: {puts:?}"
     );
+}
+
+/// `run --input <input> --output out.csv --output-failed failed.csv <extra>`.
+fn run_input_args<'a>(input: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        "out.csv",
+        "--output-failed",
+        "failed.csv",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
